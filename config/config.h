@@ -1,0 +1,115 @@
+// The typed, validated configuration. A Config is built whole by the loader and then
+// never changes: workers share it as std::shared_ptr<const Config>, and a reload makes
+// a new one. Nothing here touches sockets or the event loop.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gateway/router/router.h"
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from in the YAML file (1-based), for error messages.
+struct Mark {
+  int line = 0;
+  int column = 0;
+};
+
+// A resolved socket address ("127.0.0.1:8080", "[::1]:8080", "localhost:8080").
+struct SocketAddress {
+  std::string text;  // as written
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress address;
+  Duration header_timeout{10'000};  // whole request head must arrive in this time → 408
+  Duration idle_timeout{60'000};    // keep-alive connection with no request → closed
+  uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses
+  Mark mark;
+};
+
+enum class LoadBalancer { kRoundRobin, kLeastRequest };
+
+struct Service {
+  std::string name;
+  std::vector<SocketAddress> endpoints;
+  LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
+  Duration connect_timeout{2'000};
+  Duration timeout{30'000};  // waiting for the response head, and between reads after
+  uint32_t max_idle_connections = 64;  // per endpoint and worker, kept for keep-alive
+  Mark mark;
+};
+
+struct StaticResponse {
+  uint16_t status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+enum class BackendKind { kService, kResponse };
+
+struct Route {
+  std::string name;
+  // match:
+  std::string host;                  // "" = any
+  std::vector<std::string> methods;  // upper-case; empty = any
+  std::string path;                  // template
+  // backend (exactly one):
+  BackendKind kind = BackendKind::kResponse;
+  std::string service;  // kService: key into Config::services
+  StaticResponse response;  // kResponse
+  uint64_t max_body = 10ull * 1024 * 1024;
+  Mark mark;
+};
+
+struct Config {
+  std::string file;  // path it was loaded from ("" for inline)
+  unsigned workers = 0;  // 0 = auto (number of cores)
+  Duration drain_timeout{15'000};
+  std::vector<Listener> listeners;
+  std::map<std::string, Service> services;
+  std::vector<Route> routes;  // index == router id
+  std::shared_ptr<const router::Router> router;  // compiled from routes
+};
+
+struct Error {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+  std::string str() const;  // "FILE:LINE:COL: message" ("FILE: message" without a mark)
+};
+
+struct LoadResult {
+  std::shared_ptr<const Config> config;  // null when there are errors
+  std::vector<Error> errors;             // every error found, in file order
+};
+
+// Reads, substitutes ${VAR} / ${VAR:-default} from the environment, parses, validates
+// (unknown keys, wrong types, bad values, dangling service names, ambiguous routes).
+LoadResult loadFile(const std::string& path);
+// Same, from a string; `name` is used as FILE in errors.
+LoadResult loadString(const std::string& yaml, const std::string& name);
+
+// Parses "250ms", "3s", "10m", "2h" (also "1.5s"); false if malformed.
+bool parseDuration(const std::string& text, Duration& out);
+// Parses "10MiB", "512KiB", "1GiB", "1048576", "10MB", "1KB"; false if malformed.
+bool parseSize(const std::string& text, uint64_t& out);
+
+// "listener public on 127.0.0.1:8080" … lines for `sluice validate`.
+std::string summary(const Config& config);
+
+}  // namespace sluice::config
