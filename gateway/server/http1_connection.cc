@@ -1,0 +1,317 @@
+#include "gateway/server/http1_connection.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "gateway/router/path.h"
+#include "gateway/server/http1_stream.h"
+#include "gateway/server/io.h"
+#include "gateway/server/log.h"
+#include "gateway/upstream/service_call.h"
+
+namespace sluice {
+namespace {
+// One read never takes more than this; a bigger body arrives over several reads, which
+// keeps memory per connection bounded and lets other connections run in between.
+constexpr size_t kReadSize = 16 * 1024;
+// While waiting for a head, input beyond a maximal head cannot be a valid request.
+constexpr size_t kMaxBufferedHead = http::kMaxHeadBytes + 1024;
+}  // namespace
+
+Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer,
+                                 const ListenerInfo& info, void* listener_tag)
+    : worker_(worker),
+      fd_(fd),
+      in_(evbuffer_new()),
+      out_(evbuffer_new()),
+      info_(info),
+      listener_tag_(listener_tag) {
+  std::string ip = io::ipString(peer);
+  std::strncpy(client_ip_, ip.c_str(), sizeof client_ip_ - 1);
+  client_ip_[sizeof client_ip_ - 1] = '\0';
+  event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
+  event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
+}
+
+Http1Connection::~Http1Connection() {
+  close();
+  evbuffer_free(in_);
+  evbuffer_free(out_);
+}
+
+void Http1Connection::start() {
+  // A client that connects and says nothing is held only for header_timeout.
+  armHeadTimer(true);
+}
+
+void Http1Connection::drain() {
+  if (state_ == State::kWaitingHead && evbuffer_get_length(in_) == 0) {
+    close();
+  }
+  // Otherwise the current or partially received request completes with
+  // "Connection: close" because the worker is draining.
+}
+
+void Http1Connection::armHeadTimer(bool header) {
+  head_timer_is_header_ = header;
+  event_del(&read_ev_);
+  event_add(&read_ev_, header ? info_.header_timeout : info_.idle_timeout);
+  reading_ = true;
+}
+
+void Http1Connection::updateReading() {
+  if (state_ != State::kWaitingHead && state_ != State::kActive) return;
+  bool want = !peer_closed_ && evbuffer_get_length(in_) < kHighWatermark;
+  if (state_ == State::kWaitingHead) return;  // the head timer owns read_ev_ then
+  if (want && !reading_) {
+    event_add(&read_ev_, nullptr);
+    reading_ = true;
+  } else if (!want && reading_) {
+    event_del(&read_ev_);
+    reading_ = false;
+  }
+}
+
+void Http1Connection::onReadEvent(evutil_socket_t, short what, void* arg) {
+  static_cast<Http1Connection*>(arg)->handleRead(what);
+}
+
+void Http1Connection::onWriteEvent(evutil_socket_t, short, void* arg) {
+  static_cast<Http1Connection*>(arg)->handleWrite();
+}
+
+void Http1Connection::handleRead(short what) {
+  if (state_ == State::kLingering) {
+    if (what & EV_TIMEOUT) {
+      close();
+      return;
+    }
+    char discard[4096];
+    ssize_t n = ::read(fd_, discard, sizeof discard);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
+    return;
+  }
+  if (what & EV_TIMEOUT) {
+    if (state_ != State::kWaitingHead) return;
+    if (head_timer_is_header_ && evbuffer_get_length(in_) > 0) {
+      replyAndClose(408, "Request Timeout");
+    } else {
+      close();
+    }
+    return;
+  }
+  if (state_ == State::kWaitingHead && evbuffer_get_length(in_) >= kMaxBufferedHead) {
+    return;  // unreachable in practice: the scanner refuses long heads first
+  }
+  ssize_t n = io::readInto(in_, fd_, kReadSize);
+  if (n == 0) {
+    peer_closed_ = true;
+    // A client that half-closes after a complete request still gets its response;
+    // anything else (idle, partial head, body cut short) ends here.
+    if (state_ == State::kActive && stream_ && stream_->body_complete_) {
+      event_del(&read_ev_);
+      reading_ = false;
+      return;
+    }
+    close();
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    close();
+    return;
+  }
+  if (state_ == State::kWaitingHead && !head_timer_is_header_) {
+    armHeadTimer(true);  // the first bytes of a new request start the header clock
+  }
+  process();
+}
+
+void Http1Connection::process() {
+  if (in_process_) return;
+  in_process_ = true;
+  while (state_ == State::kWaitingHead) {
+    size_t len = evbuffer_get_length(in_);
+    if (len == 0) break;
+    size_t look = std::min(len, kMaxBufferedHead);
+    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in_, look));
+    http::ParseResult r = scanner_.scan(data, look);
+    if (r.state == http::ParseState::kIncomplete) break;
+    if (r.state == http::ParseState::kError) {
+      LOG_DEBUG("refused request from %s: %s", client_ip_, r.error ? r.error : "");
+      replyAndClose(r.error_status, io::reasonPhrase(r.error_status));
+      break;
+    }
+    startStream(r.head_length);
+  }
+  if (state_ == State::kActive && stream_ && stream_->call_ && !stream_->body_complete_ &&
+      evbuffer_get_length(in_) > 0) {
+    stream_->call_->onRequestBody();
+  }
+  in_process_ = false;
+  updateReading();
+}
+
+void Http1Connection::startStream(size_t head_length) {
+  stream_ = Http1Stream::acquire(this);
+  const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in_, head_length));
+  stream_->head_buf_.assign(data, head_length);
+  evbuffer_drain(in_, head_length);
+  scanner_.reset();
+  state_ = State::kActive;
+  // No client timer while a request is in flight: the backend's timeouts bound it.
+  event_del(&read_ev_);
+  reading_ = false;
+  if (!stream_->parseHead()) return;
+  dispatch();
+}
+
+void Http1Connection::dispatch() {
+  Http1Stream& s = *stream_;
+  const http::RequestHead& head = s.head_;
+  const config::Config& cfg = *s.config_;
+  if (head.path == "*") {
+    s.sendLocalReply(404, "Not Found");
+    return;
+  }
+  switch (router::normalizePath(head.path, s.path_)) {
+    case router::PathStatus::kOk:
+      break;
+    case router::PathStatus::kInvalid:
+    case router::PathStatus::kEscapesRoot:
+      s.sendLocalReply(400, "Bad Request");
+      return;
+  }
+  cfg.router->match(head.host, head.method, s.path_, s.match_);
+  if (s.match_.result == router::Match::Result::kNotFound) {
+    s.sendLocalReply(404, "Not Found");
+    return;
+  }
+  if (s.match_.result == router::Match::Result::kMethodNotAllowed) {
+    std::string allow = "Allow: " + s.match_.allow + "\r\n";
+    s.writeLocal(405, "application/json", R"({"message":"Method Not Allowed"})", allow);
+    return;
+  }
+  const config::Route& route = cfg.routes[s.match_.id];
+  s.route_ = &route;
+  s.max_body_ = route.max_body;
+  if (head.framing == http::Framing::kContentLength && head.content_length > route.max_body) {
+    s.sendLocalReply(413, "Request Entity Too Large");
+    return;
+  }
+  if (route.kind == config::BackendKind::kResponse) {
+    s.sendStatic(route.response);
+    return;
+  }
+  s.call_ = makeServiceCall(s, *worker_.poolForRoute(s.match_.id));
+  s.call_->start();
+}
+
+void Http1Connection::finishStream() {
+  // Called by the stream once its response is completely queued.
+  std::unique_ptr<Http1Stream> done = std::move(stream_);
+  bool keep = !done->close_after_ && done->body_complete_ && !worker_.draining() &&
+              !peer_closed_ && state_ == State::kActive;
+  if (done->call_) {
+    done->call_->cancel();
+    worker_.deferDelete(std::move(done->call_));
+  }
+  Http1Stream::release(std::move(done));
+  if (!keep) {
+    closeAfterFlush();
+    return;
+  }
+  state_ = State::kWaitingHead;
+  if (!flush()) return;
+  armHeadTimer(evbuffer_get_length(in_) > 0);
+  if (!in_process_ && evbuffer_get_length(in_) > 0) process();
+}
+
+void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
+  if (state_ != State::kWaitingHead && state_ != State::kActive) return;
+  if (!stream_) stream_ = Http1Stream::acquire(this);
+  stream_->close_after_ = true;
+  state_ = State::kActive;
+  stream_->sendLocalReply(status, message);
+}
+
+bool Http1Connection::flush() {
+  if (state_ == State::kClosed) return false;
+  if (writing_ || evbuffer_get_length(out_) == 0) return true;
+  int n = evbuffer_write(out_, fd_);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    close();
+    return false;
+  }
+  if (evbuffer_get_length(out_) > 0) {
+    event_add(&write_ev_, nullptr);
+    writing_ = true;
+  }
+  return true;
+}
+
+void Http1Connection::handleWrite() {
+  int n = evbuffer_write(out_, fd_);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    close();
+    return;
+  }
+  size_t left = evbuffer_get_length(out_);
+  if (left == 0) {
+    event_del(&write_ev_);
+    writing_ = false;
+    if (state_ == State::kClosing) {
+      linger();
+      return;
+    }
+  }
+  if (state_ == State::kActive && stream_ && stream_->call_ && left < kLowWatermark) {
+    stream_->call_->onResponseWritable();
+  }
+}
+
+void Http1Connection::closeAfterFlush() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosing;
+  event_del(&read_ev_);
+  reading_ = false;
+  if (!flush()) return;
+  if (!writing_) linger();
+}
+
+void Http1Connection::linger() {
+  if (peer_closed_) {
+    close();
+    return;
+  }
+  state_ = State::kLingering;
+  ::shutdown(fd_, SHUT_WR);
+  evbuffer_drain(in_, evbuffer_get_length(in_));
+  static const timeval kLinger{2, 0};
+  event_del(&read_ev_);
+  event_add(&read_ev_, &kLinger);
+  reading_ = true;
+}
+
+void Http1Connection::close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  event_del(&read_ev_);
+  event_del(&write_ev_);
+  if (stream_) {
+    if (stream_->call_) {
+      stream_->call_->cancel();
+      worker_.deferDelete(std::move(stream_->call_));
+    }
+    Http1Stream::release(std::move(stream_));
+  }
+  ::close(fd_);
+  fd_ = -1;
+  worker_.onConnectionClosed(this);
+}
+
+}  // namespace sluice

@@ -1,0 +1,88 @@
+// The HTTP/1.1 server codec: one client connection, its requests one at a time (pipelined
+// requests wait in the input buffer, so responses stay in order), keep-alive, chunked
+// bodies both ways, Expect: 100-continue, and the limits and timeouts of the listener.
+// It routes each request and hands it to a backend through the Downstream interface;
+// it never knows what a backend does with it.
+#pragma once
+
+#include <event2/event_struct.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+
+#include "gateway/http/h1_parser.h"
+#include "gateway/server/exchange.h"
+#include "gateway/server/worker.h"
+
+struct evbuffer;
+
+namespace sluice {
+
+class Http1Stream;
+
+class Http1Connection : public Deferred {
+ public:
+  struct ListenerInfo {
+    const config::Listener* config;
+    const timeval* header_timeout;  // common timeouts of the worker's event_base
+    const timeval* idle_timeout;
+  };
+
+  Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,
+                  void* listener_tag);
+  ~Http1Connection() override;
+
+  void start();
+  // Drain: close now if no request is in flight, otherwise after the current response.
+  void drain();
+  // Close the socket now and cancel what is in flight. Safe to call more than once.
+  void close();
+
+  void* listenerTag() const { return listener_tag_; }
+  Http1Connection* prev = nullptr;  // worker's connection list
+  Http1Connection* next = nullptr;
+
+ private:
+  friend class Http1Stream;
+  enum class State : uint8_t { kWaitingHead, kActive, kClosing, kLingering, kClosed };
+
+  static void onReadEvent(evutil_socket_t fd, short what, void* arg);
+  static void onWriteEvent(evutil_socket_t fd, short what, void* arg);
+  void handleRead(short what);
+  void handleWrite();
+  void process();
+  void startStream(size_t head_length);
+  void dispatch();
+  void finishStream();
+  void replyAndClose(uint16_t status, std::string_view message);
+  void updateReading();
+  void armHeadTimer(bool header);
+  // Writes as much of out_ as the socket takes; arms the write event for the rest.
+  // Returns false if the connection was closed because of a write error.
+  bool flush();
+  void closeAfterFlush();
+  // After a final reply: half-close and discard what the client still sends for a moment,
+  // so that its unread data does not turn our close into a reset that destroys the reply.
+  void linger();
+
+  Worker& worker_;
+  int fd_;
+  event read_ev_;   // readiness and, while waiting for a head, the header/idle timer
+  event write_ev_;
+  evbuffer* in_;
+  evbuffer* out_;
+  const ListenerInfo info_;
+  void* listener_tag_;
+  State state_ = State::kWaitingHead;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool in_process_ = false;
+  bool head_timer_is_header_ = false;
+  bool peer_closed_ = false;
+  http::HeadScanner scanner_{true};
+  std::unique_ptr<Http1Stream> stream_;
+  char client_ip_[46];
+};
+
+}  // namespace sluice
