@@ -17,7 +17,9 @@ class ChunkedDecoder {
   // Moves up to `max_out` payload bytes from `in` to `out` (out may be null: payload is
   // drained). Chunk framing is consumed from `in`. Returns kDone after the last chunk
   // and its trailer section (trailers are discarded); after kDone, bytes left in `in`
-  // belong to the next message.
+  // belong to the next message. kNeedMore means `in` ran dry or `max_out` was reached;
+  // framing after the last allowed payload byte is still consumed, so a body whose final
+  // bytes fit the budget reports kDone in the same call. kError and kDone are sticky.
   Status decode(evbuffer* in, evbuffer* out, size_t max_out = SIZE_MAX);
 
   uint64_t payloadBytes() const { return total_; }  // decoded so far
@@ -25,11 +27,34 @@ class ChunkedDecoder {
   void reset();
 
  private:
-  enum class State : uint8_t { kSize, kData, kDataCrlf, kTrailer, kDone };
-  State state_ = State::kSize;
-  uint64_t remaining_ = 0;
-  uint64_t total_ = 0;
+  enum class State : uint8_t {
+    kSizeStart,   // first hex digit of a chunk-size
+    kSizeDigits,  // more hex digits, or what ends them
+    kSizeWs,      // BWS after the size: only ';' may follow
+    kExt,         // chunk-ext, up to the CR
+    kSizeLf,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerStart,  // start of a trailer field line, or the CR of the final empty line
+    kTrailerName,
+    kTrailerValue,
+    kTrailerLf,
+    kEndLf,
+    kDone,
+    kError,
+  };
+
+  bool step(uint8_t c);
+  bool consumeFraming(evbuffer* in);
+  bool fail(const char* why);
+
+  State state_ = State::kSizeStart;
+  uint8_t size_digits_ = 0;
+  uint32_t line_bytes_ = 0;  // of the current chunk-size line
   uint32_t trailer_bytes_ = 0;
+  uint64_t remaining_ = 0;  // of the current chunk's data
+  uint64_t total_ = 0;
   const char* error_ = nullptr;
 };
 

@@ -29,7 +29,8 @@ enum class Framing : uint8_t {
 struct RequestHead {
   std::string_view method;
   std::string_view target;  // request-target as received
-  std::string_view path;    // target up to '?' (origin-form); "*" for OPTIONS *
+  std::string_view path;    // target up to '?' (origin-form); "*" for OPTIONS *;
+                            // absolute-form: its path, or "/" (static) when it has none
   std::string_view query;   // after '?', without it; empty if none
   bool has_query = false;
   uint8_t version_minor = 1;  // HTTP/1.<minor>; only 1.0 and 1.1 are accepted
@@ -37,10 +38,10 @@ struct RequestHead {
   uint16_t header_count = 0;
 
   // Derived while parsing, so later stages never re-scan headers for these.
-  std::string_view host;  // Host header value (required on 1.1)
+  std::string_view host;  // Host header value (required on 1.1); absolute-form: its authority
   Framing framing = Framing::kNone;
-  uint64_t content_length = 0;
-  bool keep_alive = true;  // after Connection: close/keep-alive and version defaults
+  uint64_t content_length = 0;  // set only with kContentLength (which includes CL: 0)
+  bool keep_alive = true;       // after Connection: close/keep-alive and version defaults
   bool expect_continue = false;
   bool upgrade = false;  // Connection: upgrade + Upgrade header present
 
@@ -63,5 +64,12 @@ struct ResponseHead {
 
 // ASCII case-insensitive equality for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
+
+// tchar (RFC 9110 §5.6.2): the bytes allowed in methods, field names and coding names.
+constexpr bool isTokenChar(unsigned char c) {
+  const unsigned char folded = c | 0x20;  // maps 'A'-'Z' onto 'a'-'z' and nothing else there
+  return (c >= '0' && c <= '9') || (folded >= 'a' && folded <= 'z') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
 
 }  // namespace sluice::http

@@ -27,6 +27,10 @@ Worker::Worker(unsigned id, std::shared_ptr<const config::Config> config,
   // Each worker's base is touched by its own thread only (control messages arrive
   // through an eventfd), so libevent's internal locking is not needed.
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  // Connections re-arm their events several times per request (timers change, pooled
+  // upstream connections change owner); the changelist folds those into at most one
+  // epoll_ctl per fd and loop iteration, and usually none.
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
 
