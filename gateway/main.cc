@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   using sluice::log::Level;
-  sluice::log::setLevel(log_level == "debug"  ? Level::kDebug
-                        : log_level == "warn" ? Level::kWarn
+  sluice::log::setLevel(log_level == "debug"   ? Level::kDebug
+                        : log_level == "warn"  ? Level::kWarn
                         : log_level == "error" ? Level::kError
                                                : Level::kInfo);
   return sluice::runServer(result.config);

@@ -19,10 +19,10 @@ class Worker;
 // What a backend is told about the response it produces.
 struct ResponseStart {
   uint16_t status = 200;
-  std::string_view reason;            // may be empty: the codec picks the standard phrase
+  std::string_view reason;                // may be empty: the codec picks the standard phrase
   const http::Header* headers = nullptr;  // end-to-end headers; the codec drops hop-by-hop
   size_t header_count = 0;
-  bool has_body = true;        // false for 1xx/204/304 and replies to HEAD
+  bool has_body = true;         // false for 1xx/204/304 and replies to HEAD
   int64_t content_length = -1;  // -1: unknown length (streamed)
 };
 
@@ -32,9 +32,9 @@ class Downstream {
   virtual ~Downstream() = default;
 
   virtual const http::RequestHead& request() const = 0;
-  virtual std::string_view path() const = 0;       // normalised, used for routing
-  virtual std::string_view clientIp() const = 0;   // textual peer address
-  virtual std::string_view scheme() const = 0;     // "http" or "https"
+  virtual std::string_view path() const = 0;      // normalised, used for routing
+  virtual std::string_view clientIp() const = 0;  // textual peer address
+  virtual std::string_view scheme() const = 0;    // "http" or "https"
   virtual Worker& worker() = 0;
 
   // Request body with the transfer framing removed. Moves up to `max` bytes into `out`
@@ -49,7 +49,7 @@ class Downstream {
   // Response. sendHead once, then sendBody any number of times, then sendEnd.
   virtual void sendHead(const ResponseStart& start) = 0;
   virtual void sendBody(evbuffer* data) = 0;  // drains `data`
-  virtual void sendEnd() = 0;  // the last call a backend makes on this Downstream
+  virtual void sendEnd() = 0;                 // the last call a backend makes on this Downstream
   // Writes what sendHead/sendBody buffered. They only buffer, so that a head and a small
   // body that arrive together leave in one write(2).
   virtual void flush() = 0;
@@ -74,8 +74,8 @@ class BackendCall : public Deferred {
   // The stream is gone (client closed, or the codec answered by itself): release all I/O
   // now and never touch the Downstream again. The object is deleted a little later.
   virtual void cancel() = 0;
-  virtual void onRequestBody() = 0;        // more request body (or its end) is readable
-  virtual void onResponseWritable() = 0;   // the client drained below the low watermark
+  virtual void onRequestBody() = 0;       // more request body (or its end) is readable
+  virtual void onResponseWritable() = 0;  // the client drained below the low watermark
 };
 
 // Flow-control watermarks shared by codecs and backends: a stream holds at most about

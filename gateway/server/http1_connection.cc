@@ -214,8 +214,8 @@ void Http1Connection::dispatch() {
 void Http1Connection::finishStream() {
   // Called by the stream once its response is completely queued.
   std::unique_ptr<Http1Stream> done = std::move(stream_);
-  bool keep = !done->close_after_ && done->body_complete_ && !worker_.draining() &&
-              !peer_closed_ && state_ == State::kActive;
+  bool keep = !done->close_after_ && done->body_complete_ && !worker_.draining() && !peer_closed_ &&
+              state_ == State::kActive;
   if (done->call_) {
     done->call_->cancel();
     worker_.deferDelete(std::move(done->call_));

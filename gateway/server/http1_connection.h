@@ -68,7 +68,7 @@ class Http1Connection : public Deferred {
 
   Worker& worker_;
   int fd_;
-  event read_ev_;   // readiness and, while waiting for a head, the header/idle timer
+  event read_ev_;  // readiness and, while waiting for a head, the header/idle timer
   event write_ev_;
   evbuffer* in_;
   evbuffer* out_;

@@ -19,13 +19,20 @@ constexpr size_t kMaxFreeStreams = 256;
 bool isHopByHop(std::string_view name) {
   using http::iequals;
   switch (name.size()) {
-    case 2: return iequals(name, "te");
-    case 7: return iequals(name, "trailer") || iequals(name, "upgrade");
-    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
-    case 14: return iequals(name, "content-length");
-    case 16: return iequals(name, "proxy-connection");
-    case 17: return iequals(name, "transfer-encoding");
-    default: return false;
+    case 2:
+      return iequals(name, "te");
+    case 7:
+      return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14:
+      return iequals(name, "content-length");
+    case 16:
+      return iequals(name, "proxy-connection");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    default:
+      return false;
   }
 }
 
@@ -36,7 +43,8 @@ bool listedIn(std::string_view connection, std::string_view name) {
     size_t comma = connection.find(',', pos);
     if (comma == std::string_view::npos) comma = connection.size();
     std::string_view token = connection.substr(pos, comma - pos);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
     while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (http::iequals(token, name)) return true;
     pos = comma + 1;
@@ -246,8 +254,8 @@ size_t Http1Stream::pendingResponseBytes() const { return evbuffer_get_length(co
 
 void Http1Stream::abort() { conn_->close(); }
 
-void Http1Stream::writeLocal(uint16_t status, std::string_view content_type,
-                             std::string_view body, std::string_view extra_headers) {
+void Http1Stream::writeLocal(uint16_t status, std::string_view content_type, std::string_view body,
+                             std::string_view extra_headers) {
   if (head_sent_) {
     abort();
     return;

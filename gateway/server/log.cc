@@ -12,10 +12,14 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 const char* name(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "?";
 }
@@ -33,9 +37,9 @@ void write(Level level, const char* fmt, ...) {
   gettimeofday(&tv, nullptr);
   tm utc;
   gmtime_r(&tv.tv_sec, &utc);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", utc.tm_year + 1900,
-                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                   static_cast<long>(tv.tv_usec / 1000), name(level));
+  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+                   utc.tm_sec, static_cast<long>(tv.tv_usec / 1000), name(level));
   va_list args;
   va_start(args, fmt);
   int m = vsnprintf(line + n, sizeof line - n - 1, fmt, args);

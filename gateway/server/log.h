@@ -14,10 +14,10 @@ void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3
 
 }  // namespace sluice::log
 
-#define SLUICE_LOG(level, ...)                                               \
-  do {                                                                       \
-    if (::sluice::log::enabled(::sluice::log::Level::level))                 \
-      ::sluice::log::write(::sluice::log::Level::level, __VA_ARGS__);        \
+#define SLUICE_LOG(level, ...)                                        \
+  do {                                                                \
+    if (::sluice::log::enabled(::sluice::log::Level::level))          \
+      ::sluice::log::write(::sluice::log::Level::level, __VA_ARGS__); \
   } while (0)
 #define LOG_DEBUG(...) SLUICE_LOG(kDebug, __VA_ARGS__)
 #define LOG_INFO(...) SLUICE_LOG(kInfo, __VA_ARGS__)

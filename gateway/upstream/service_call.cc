@@ -26,15 +26,24 @@ bool isIdempotent(std::string_view method) {
 bool skipRequestHeader(std::string_view name) {
   using http::iequals;
   switch (name.size()) {
-    case 2: return iequals(name, "te");
-    case 6: return iequals(name, "expect");
-    case 7: return iequals(name, "trailer") || iequals(name, "upgrade");
-    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
-    case 14: return iequals(name, "content-length");
-    case 15: return iequals(name, "x-forwarded-for");
-    case 16: return iequals(name, "proxy-connection") || iequals(name, "x-forwarded-host");
-    case 17: return iequals(name, "transfer-encoding") || iequals(name, "x-forwarded-proto");
-    default: return false;
+    case 2:
+      return iequals(name, "te");
+    case 6:
+      return iequals(name, "expect");
+    case 7:
+      return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14:
+      return iequals(name, "content-length");
+    case 15:
+      return iequals(name, "x-forwarded-for");
+    case 16:
+      return iequals(name, "proxy-connection") || iequals(name, "x-forwarded-host");
+    case 17:
+      return iequals(name, "transfer-encoding") || iequals(name, "x-forwarded-proto");
+    default:
+      return false;
   }
 }
 
@@ -44,7 +53,8 @@ bool connectionLists(std::string_view connection, std::string_view name) {
     size_t comma = connection.find(',', pos);
     if (comma == std::string_view::npos) comma = connection.size();
     std::string_view token = connection.substr(pos, comma - pos);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
     while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (!token.empty() && http::iequals(token, name)) return true;
     pos = comma + 1;
@@ -302,9 +312,9 @@ bool ServiceCall::parseHead() {
     start.headers = resp_.headers;
     start.header_count = resp_.header_count;
     start.has_body = resp_.framing != http::Framing::kNone;
-    start.content_length =
-        resp_.framing == http::Framing::kContentLength ? static_cast<int64_t>(resp_.content_length)
-                                                        : -1;
+    start.content_length = resp_.framing == http::Framing::kContentLength
+                               ? static_cast<int64_t>(resp_.content_length)
+                               : -1;
     remaining_ = resp_.content_length;
     ds_.sendHead(start);
     if (cancelled_) return false;

@@ -26,9 +26,9 @@ class UpstreamConnection {
     virtual ~Handler() = default;
     virtual void onConnected() = 0;
     virtual void onConnectFailed(bool timed_out) = 0;
-    virtual void onReadable() = 0;       // bytes are in in(); EOF and errors via onClosed
+    virtual void onReadable() = 0;              // bytes are in in(); EOF and errors via onClosed
     virtual void onClosed(bool timed_out) = 0;  // peer closed, error, or read timeout
-    virtual void onWritable() = 0;       // out() drained below the low watermark
+    virtual void onWritable() = 0;              // out() drained below the low watermark
   };
 
   UpstreamConnection(Worker& worker, size_t endpoint);
