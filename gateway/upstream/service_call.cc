@@ -47,6 +47,10 @@ bool skipRequestHeader(std::string_view name) {
   }
 }
 
+// The response head is needed only while it is turned into the client's head; one per
+// thread avoids initialising 100 header slots for every request.
+thread_local http::ResponseHead t_response_head;
+
 bool connectionLists(std::string_view connection, std::string_view name) {
   size_t pos = 0;
   while (pos <= connection.size()) {
@@ -128,7 +132,8 @@ class ServiceCall final : public BackendCall, public UpstreamConnection::Handler
   bool paused_ = false;
   bool saw_response_bytes_ = false;
   http::HeadScanner scanner_{false};
-  http::ResponseHead resp_;
+  http::Framing framing_ = http::Framing::kNone;
+  bool upstream_keep_alive_ = false;
   uint64_t remaining_ = 0;
   http::ChunkedDecoder decoder_;
   evbuffer* body_buf_ = nullptr;
@@ -279,6 +284,7 @@ void ServiceCall::pumpBody() {
 }
 
 bool ServiceCall::parseHead() {
+  http::ResponseHead& resp = t_response_head;
   while (true) {
     evbuffer* in = conn_->in();
     size_t len = std::min(evbuffer_get_length(in), http::kMaxHeadBytes + 1024);
@@ -287,7 +293,7 @@ bool ServiceCall::parseHead() {
     http::ParseResult r = scanner_.scan(data, len);
     if (r.state == http::ParseState::kIncomplete) return false;
     if (r.state == http::ParseState::kComplete) {
-      r = http::parseResponseHead(data, r.head_length, ds_.request().method, resp_);
+      r = http::parseResponseHead(data, r.head_length, ds_.request().method, resp);
     }
     if (r.state == http::ParseState::kError) {
       LOG_WARN("service %s: invalid response from %s: %s", pool_.service().name.c_str(),
@@ -296,10 +302,10 @@ bool ServiceCall::parseHead() {
       return false;
     }
     scanner_.reset();
-    if (resp_.status >= 100 && resp_.status < 200) {
+    if (resp.status >= 100 && resp.status < 200) {
       // Interim responses (100 Continue and the like) were already handled on the
       // client hop; 101 would need an upgrade this backend does not do.
-      if (resp_.status == 101) {
+      if (resp.status == 101) {
         fail(502, "Bad Gateway", "unexpected 101 from upstream");
         return false;
       }
@@ -307,18 +313,20 @@ bool ServiceCall::parseHead() {
       continue;
     }
     ResponseStart start;
-    start.status = resp_.status;
-    start.reason = resp_.reason;
-    start.headers = resp_.headers;
-    start.header_count = resp_.header_count;
-    start.has_body = resp_.framing != http::Framing::kNone;
-    start.content_length = resp_.framing == http::Framing::kContentLength
-                               ? static_cast<int64_t>(resp_.content_length)
+    start.status = resp.status;
+    start.reason = resp.reason;
+    start.headers = resp.headers;
+    start.header_count = resp.header_count;
+    start.has_body = resp.framing != http::Framing::kNone;
+    start.content_length = resp.framing == http::Framing::kContentLength
+                               ? static_cast<int64_t>(resp.content_length)
                                : -1;
-    remaining_ = resp_.content_length;
+    remaining_ = resp.content_length;
+    framing_ = resp.framing;
+    upstream_keep_alive_ = resp.keep_alive;
     ds_.sendHead(start);
     if (cancelled_) return false;
-    // The views in resp_ point into `in`; they are dead once the head is drained.
+    // The views in resp point into `in`; they are dead once the head is drained.
     evbuffer_drain(in, r.head_length);
     head_done_ = true;
     return true;
@@ -331,7 +339,7 @@ void ServiceCall::processResponse() {
   if (evbuffer_get_length(in) > 0) saw_response_bytes_ = true;
   if (!head_done_ && !parseHead()) return;
   bool done = false;
-  switch (resp_.framing) {
+  switch (framing_) {
     case http::Framing::kNone:
       done = true;
       break;
@@ -381,14 +389,14 @@ void ServiceCall::processResponse() {
 
 void ServiceCall::finish() {
   // Reuse needs a clean end: keep-alive, the whole request sent, nothing extra received.
-  bool reusable = resp_.keep_alive && body_sent_ && evbuffer_get_length(conn_->in()) == 0;
+  bool reusable = upstream_keep_alive_ && body_sent_ && evbuffer_get_length(conn_->in()) == 0;
   releaseConnection(reusable);
   ds_.sendEnd();
 }
 
 void ServiceCall::onClosed(bool timed_out) {
   if (cancelled_ || !conn_) return;
-  if (!timed_out && head_done_ && resp_.framing == http::Framing::kUntilClose) {
+  if (!timed_out && head_done_ && framing_ == http::Framing::kUntilClose) {
     processResponse();  // whatever is left in the buffer
     if (cancelled_) return;
     releaseConnection(false);
