@@ -35,8 +35,8 @@ struct SocketAddress {
 struct Listener {
   std::string name;
   SocketAddress address;
-  Duration header_timeout{10'000};  // whole request head must arrive in this time → 408
-  Duration idle_timeout{60'000};    // keep-alive connection with no request → closed
+  Duration header_timeout{10'000};    // whole request head must arrive in this time → 408
+  Duration idle_timeout{60'000};      // keep-alive connection with no request → closed
   uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses
   Mark mark;
 };
@@ -48,7 +48,7 @@ struct Service {
   std::vector<SocketAddress> endpoints;
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
   Duration connect_timeout{2'000};
-  Duration timeout{30'000};  // waiting for the response head, and between reads after
+  Duration timeout{30'000};            // waiting for the response head, and between reads after
   uint32_t max_idle_connections = 64;  // per endpoint and worker, kept for keep-alive
   Mark mark;
 };
@@ -69,19 +69,19 @@ struct Route {
   std::string path;                  // template
   // backend (exactly one):
   BackendKind kind = BackendKind::kResponse;
-  std::string service;  // kService: key into Config::services
+  std::string service;      // kService: key into Config::services
   StaticResponse response;  // kResponse
   uint64_t max_body = 10ull * 1024 * 1024;
   Mark mark;
 };
 
 struct Config {
-  std::string file;  // path it was loaded from ("" for inline)
+  std::string file;      // path it was loaded from ("" for inline)
   unsigned workers = 0;  // 0 = auto (number of cores)
   Duration drain_timeout{15'000};
   std::vector<Listener> listeners;
   std::map<std::string, Service> services;
-  std::vector<Route> routes;  // index == router id
+  std::vector<Route> routes;                     // index == router id
   std::shared_ptr<const router::Router> router;  // compiled from routes
 };
 
