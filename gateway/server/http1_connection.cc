@@ -56,8 +56,19 @@ void Http1Connection::drain() {
   // "Connection: close" because the worker is draining.
 }
 
+namespace {
+int64_t cachedNowMs(event_base* base) {
+  timeval now;
+  event_base_gettimeofday_cached(base, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_usec / 1000;
+}
+}  // namespace
+
 void Http1Connection::armHeadTimer(bool header) {
   head_timer_is_header_ = header;
+  if (header) {
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.config->header_timeout.count();
+  }
   // Re-adding a pending event only moves its timer; deleting it first would cost an
   // epoll_ctl per request.
   event_add(&read_ev_, header ? info_.header_timeout : info_.idle_timeout);
@@ -130,6 +141,17 @@ void Http1Connection::handleRead(short what) {
     armHeadTimer(true);  // the first bytes of a new request start the header clock
   }
   process();
+  if (state_ == State::kWaitingHead && head_timer_is_header_) {
+    // A persistent event restarts its timer whenever it fires, so a client trickling a
+    // head byte by byte would never time out: re-arm with what is left of the deadline.
+    int64_t left = head_deadline_ms_ - cachedNowMs(worker_.base());
+    if (left <= 0) {
+      replyAndClose(408, "Request Timeout");
+      return;
+    }
+    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
+    event_add(&read_ev_, &tv);
+  }
 }
 
 void Http1Connection::process() {

@@ -79,6 +79,7 @@ class Http1Connection : public Deferred {
   bool writing_ = false;
   bool in_process_ = false;
   bool head_timer_is_header_ = false;
+  int64_t head_deadline_ms_ = 0;  // when the head being received must be complete
   bool peer_closed_ = false;
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;

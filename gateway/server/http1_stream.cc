@@ -190,16 +190,23 @@ void Http1Stream::sendHead(const ResponseStart& start) {
   for (size_t i = 0; i < start.header_count; ++i) {
     if (http::iequals(start.headers[i].name, "connection")) connection = start.headers[i].value;
   }
+  bool is_head = head_.method == "HEAD";
+  // A reply without a body (HEAD, 304) still tells the length the full reply would
+  // have; that Content-Length is metadata, not framing, and passes through.
+  bool keep_length = is_head || start.status == 304;
+  bool length_copied = false;
   for (size_t i = 0; i < start.header_count; ++i) {
     const http::Header& hd = start.headers[i];
-    if (isHopByHop(hd.name)) continue;
+    if (isHopByHop(hd.name)) {
+      if (!keep_length || length_copied || !http::iequals(hd.name, "content-length")) continue;
+      length_copied = true;
+    }
     if (!connection.empty() && listedIn(connection, hd.name)) continue;
     h.append(hd.name).append(": ").append(hd.value).append("\r\n");
   }
-  bool is_head = head_.method == "HEAD";
   if (is_head || !start.has_body) {
     no_body_out_ = true;
-    if (is_head && start.content_length >= 0) {
+    if (is_head && !length_copied && start.content_length >= 0) {
       h.append("Content-Length: ");
       io::appendUint(h, static_cast<uint64_t>(start.content_length));
       h.append("\r\n");
