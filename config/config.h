@@ -15,6 +15,10 @@
 
 #include "gateway/router/router.h"
 
+namespace sluice {
+class FilterFactory;
+}
+
 namespace sluice::config {
 
 using Duration = std::chrono::milliseconds;
@@ -72,6 +76,9 @@ struct Route {
   std::string service;      // kService: key into Config::services
   StaticResponse response;  // kResponse
   uint64_t max_body = 10ull * 1024 * 1024;
+  // The whole filter chain of this route: global filters (minus those the route
+  // disables, with the route's overrides in their place), then the route's own.
+  std::vector<std::shared_ptr<const FilterFactory>> chain;
   Mark mark;
 };
 
@@ -83,6 +90,8 @@ struct Config {
   std::map<std::string, Service> services;
   std::vector<Route> routes;                     // index == router id
   std::shared_ptr<const router::Router> router;  // compiled from routes
+  // Global filters: the chain of requests that match no route.
+  std::vector<std::shared_ptr<const FilterFactory>> global_chain;
 };
 
 struct Error {

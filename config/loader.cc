@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "config/config.h"
+#include "config/filter_chain.h"
 #include "config/yaml_reader.h"
 
 namespace sluice::config {
@@ -26,16 +27,16 @@ using detail::Fields;
 using detail::Reader;
 using detail::Schema;
 
-const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes"},
-                       {"admin", "redis", "functions", "filters", "plugins"}};
+const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters"},
+                       {"admin", "redis", "functions", "plugins"}};
 const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections"},
                        {"tls"}};
 const Schema kService{
     {"endpoints", "load_balancer", "connect_timeout", "timeout", "max_idle_connections"}};
 // "function" and "websocket" are backends of the design that are not built yet; they
 // get their own message (readBackend) rather than the generic one.
-const Schema kRoute{{"name", "match", "service", "response", "max_body"},
-                    {"filters"},
+const Schema kRoute{{"name", "match", "service", "response", "max_body", "filters"},
+                    {},
                     false,
                     {"function", "websocket"}};
 const Schema kMatch{{"methods", "path", "host"}};
@@ -65,7 +66,10 @@ bool isValidHost(std::string_view host) {
 
 class Loader {
  public:
-  Loader(const std::string& file, std::vector<Error>& errors) : reader_(file, errors) {}
+  Loader(const std::string& file, std::vector<Error>& errors) : reader_(file, errors) {
+    size_t slash = file.rfind('/');
+    config_dir_ = slash == std::string::npos ? "." : file.substr(0, slash == 0 ? 1 : slash);
+  }
 
   std::shared_ptr<Config> load(const YAML::Node& root);
 
@@ -92,7 +96,12 @@ class Loader {
   void checkServiceNames();
   void buildRouter();
 
+  void composeChains();
+
   Reader reader_;
+  std::string config_dir_;
+  std::vector<detail::FilterEntry> global_filters_;
+  std::vector<std::vector<detail::FilterEntry>> route_filters_;  // by route index
   std::shared_ptr<Config> config_ = std::make_shared<Config>();
   std::vector<bool> routable_;  // per route: handed to the router
   struct ServiceRef {
@@ -112,10 +121,25 @@ std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
   }
   if (const Field* f = reader_.required(top, fields, "listeners")) readListeners(*f);
   if (const Field* f = fields.get("services")) readServices(*f);
+  if (const Field* f = fields.get("filters")) {
+    detail::readFilterList(reader_, *f, true, config_dir_, nullptr, global_filters_);
+  }
   if (const Field* f = reader_.required(top, fields, "routes")) readRoutes(*f);
   checkServiceNames();
   buildRouter();
+  composeChains();
   return config_;
+}
+
+void Loader::composeChains() {
+  for (const detail::FilterEntry& g : global_filters_) {
+    if (g.factory) config_->global_chain.push_back(g.factory);
+  }
+  static const std::vector<detail::FilterEntry> kNone;
+  for (size_t i = 0; i < config_->routes.size(); ++i) {
+    const auto& own = i < route_filters_.size() ? route_filters_[i] : kNone;
+    detail::composeChain(reader_, global_filters_, own, config_->routes[i].chain);
+  }
 }
 
 void Loader::readWorkers(const Field& field) {
@@ -281,7 +305,11 @@ void Loader::readRoutes(const Field& field) {
 bool Loader::readRoute(const Field& item, Route& out, Mark& name_mark) {
   out.mark = Reader::markOf(item.value);
   Fields fields;
+  route_filters_.emplace_back();
   if (!reader_.map(item, kRoute, fields)) return false;
+  if (const Field* f = fields.get("filters")) {
+    detail::readFilterList(reader_, *f, false, config_dir_, nullptr, route_filters_.back());
+  }
   if (const Field* f = reader_.required(item, fields, "name")) {
     name_mark = Reader::valueMark(*f);
     out.name = readName(*f);

@@ -133,9 +133,12 @@ void Http1Connection::handleRead(short what) {
     return;
   }
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    close();
-    return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      close();
+      return;
+    }
+    // Woken by finishStream for a pipelined request already buffered.
+    if (evbuffer_get_length(in_) == 0) return;
   }
   if (state_ == State::kWaitingHead && !head_timer_is_header_) {
     armHeadTimer(true);  // the first bytes of a new request start the header clock
@@ -171,9 +174,9 @@ void Http1Connection::process() {
     }
     startStream(r.head_length);
   }
-  if (state_ == State::kActive && stream_ && stream_->call_ && !stream_->body_complete_ &&
-      evbuffer_get_length(in_) > 0) {
-    stream_->call_->onRequestBody();
+  if (state_ == State::kActive && stream_ && stream_->exchange_.active() &&
+      !stream_->body_complete_ && evbuffer_get_length(in_) > 0) {
+    stream_->exchange_.onRequestBody();
   }
   in_process_ = false;
   updateReading();
@@ -189,48 +192,7 @@ void Http1Connection::startStream(size_t head_length) {
   // No client timer while a request is in flight: the backend's timeouts bound it.
   event_remove_timer(&read_ev_);
   if (!stream_->parseHead()) return;
-  dispatch();
-}
-
-void Http1Connection::dispatch() {
-  Http1Stream& s = *stream_;
-  const http::RequestHead& head = s.head_;
-  const config::Config& cfg = *s.config_;
-  if (head.path == "*") {
-    s.sendLocalReply(404, "Not Found");
-    return;
-  }
-  switch (router::normalizePath(head.path, s.path_)) {
-    case router::PathStatus::kOk:
-      break;
-    case router::PathStatus::kInvalid:
-    case router::PathStatus::kEscapesRoot:
-      s.sendLocalReply(400, "Bad Request");
-      return;
-  }
-  cfg.router->match(head.host, head.method, s.path_, s.match_);
-  if (s.match_.result == router::Match::Result::kNotFound) {
-    s.sendLocalReply(404, "Not Found");
-    return;
-  }
-  if (s.match_.result == router::Match::Result::kMethodNotAllowed) {
-    std::string allow = "Allow: " + s.match_.allow + "\r\n";
-    s.writeLocal(405, "application/json", R"({"message":"Method Not Allowed"})", allow);
-    return;
-  }
-  const config::Route& route = cfg.routes[s.match_.id];
-  s.route_ = &route;
-  s.max_body_ = route.max_body;
-  if (head.framing == http::Framing::kContentLength && head.content_length > route.max_body) {
-    s.sendLocalReply(413, "Request Entity Too Large");
-    return;
-  }
-  if (route.kind == config::BackendKind::kResponse) {
-    s.sendStatic(route.response);
-    return;
-  }
-  s.call_ = makeServiceCall(s, *worker_.poolForRoute(s.match_.id));
-  s.call_->start();
+  stream_->exchange_.begin(*stream_, stream_->config_, head_length);
 }
 
 void Http1Connection::finishStream() {
@@ -238,10 +200,7 @@ void Http1Connection::finishStream() {
   std::unique_ptr<Http1Stream> done = std::move(stream_);
   bool keep = !done->close_after_ && done->body_complete_ && !worker_.draining() && !peer_closed_ &&
               state_ == State::kActive;
-  if (done->call_) {
-    done->call_->cancel();
-    worker_.deferDelete(std::move(done->call_));
-  }
+  done->exchange_.end(true);
   Http1Stream::release(std::move(done));
   if (!keep) {
     closeAfterFlush();
@@ -250,7 +209,9 @@ void Http1Connection::finishStream() {
   state_ = State::kWaitingHead;
   if (!flush()) return;
   armHeadTimer(evbuffer_get_length(in_) > 0);
-  if (!in_process_ && evbuffer_get_length(in_) > 0) process();
+  // A pipelined request waits for the next loop iteration: starting it here would run
+  // it inside the callbacks of the request that just ended.
+  if (evbuffer_get_length(in_) > 0) event_active(&read_ev_, EV_READ, 0);
 }
 
 void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
@@ -291,8 +252,8 @@ void Http1Connection::handleWrite() {
       return;
     }
   }
-  if (state_ == State::kActive && stream_ && stream_->call_ && left < kLowWatermark) {
-    stream_->call_->onResponseWritable();
+  if (state_ == State::kActive && stream_ && stream_->exchange_.active() && left < kLowWatermark) {
+    stream_->exchange_.onResponseWritable();
   }
 }
 
@@ -323,13 +284,7 @@ void Http1Connection::close() {
   state_ = State::kClosed;
   event_del(&read_ev_);
   event_del(&write_ev_);
-  if (stream_) {
-    if (stream_->call_) {
-      stream_->call_->cancel();
-      worker_.deferDelete(std::move(stream_->call_));
-    }
-    Http1Stream::release(std::move(stream_));
-  }
+  if (stream_) Http1Stream::release(std::move(stream_));  // ends its exchange
   ::close(fd_);
   fd_ = -1;
   worker_.onConnectionClosed(this);

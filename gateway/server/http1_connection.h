@@ -12,7 +12,7 @@
 #include <string>
 
 #include "gateway/http/h1_parser.h"
-#include "gateway/server/exchange.h"
+#include "gateway/server/stream.h"
 #include "gateway/server/worker.h"
 
 struct evbuffer;
@@ -53,7 +53,6 @@ class Http1Connection : public Deferred {
   void handleWrite();
   void process();
   void startStream(size_t head_length);
-  void dispatch();
   void finishStream();
   void replyAndClose(uint16_t status, std::string_view message);
   void updateReading();

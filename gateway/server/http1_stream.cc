@@ -67,9 +67,9 @@ std::unique_ptr<Http1Stream> Http1Stream::acquire(Http1Connection* conn) {
 }
 
 void Http1Stream::release(std::unique_ptr<Http1Stream> stream) {
+  stream->exchange_.end(false);
   stream->conn_ = nullptr;
   stream->config_.reset();
-  stream->route_ = nullptr;
   if (t_free_streams.size() < kMaxFreeStreams) t_free_streams.push_back(std::move(stream));
 }
 
@@ -78,15 +78,12 @@ void Http1Stream::reset(Http1Connection* conn) {
   config_ = conn->worker_.configPtr();
   head_buf_.clear();
   head_.header_count = 0;
-  path_.clear();
-  route_ = nullptr;
-  match_.param_count = 0;
   has_body_ = false;
   body_complete_ = true;
   body_failed_ = false;
   continue_sent_ = false;
   body_remaining_ = 0;
-  max_body_ = 0;
+  max_body_ = UINT64_MAX;
   decoder_.reset();
   head_sent_ = false;
   ended_ = false;
@@ -304,19 +301,6 @@ void Http1Stream::sendLocalReply(uint16_t status, std::string_view message) {
   }
   body.append("\"}");
   writeLocal(status, "application/json", body, {});
-}
-
-void Http1Stream::sendStatic(const config::StaticResponse& response) {
-  std::string extra;
-  std::string_view content_type;
-  for (const auto& [name, value] : response.headers) {
-    if (http::iequals(name, "content-type")) {
-      content_type = value;
-      continue;
-    }
-    extra.append(name).append(": ").append(value).append("\r\n");
-  }
-  writeLocal(response.status, content_type, response.body, extra);
 }
 
 }  // namespace sluice

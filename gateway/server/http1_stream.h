@@ -7,9 +7,10 @@
 #include <string>
 
 #include "config/config.h"
+#include "filters/exchange.h"
 #include "gateway/http/chunked.h"
 #include "gateway/router/router.h"
-#include "gateway/server/exchange.h"
+#include "gateway/server/stream.h"
 
 namespace sluice {
 
@@ -22,7 +23,7 @@ class Http1Stream final : public Downstream {
 
   // Downstream
   const http::RequestHead& request() const override { return head_; }
-  std::string_view path() const override { return path_; }
+  std::string_view path() const override { return head_.path; }
   std::string_view clientIp() const override;
   std::string_view scheme() const override { return "http"; }
   Worker& worker() override;
@@ -31,6 +32,7 @@ class Http1Stream final : public Downstream {
   bool bodyComplete() const override { return body_complete_; }
   bool bodyFailed() const override { return body_failed_; }
   int64_t bodyLength() const override;
+  void limitBody(uint64_t max) override { max_body_ = max; }
   void sendHead(const ResponseStart& start) override;
   void sendBody(evbuffer* data) override;
   void sendEnd() override;
@@ -47,8 +49,6 @@ class Http1Stream final : public Downstream {
   bool parseHead();
   void sendContinueIfNeeded();
   void failBody(uint16_t status, const char* why);
-  // Static `response:` route.
-  void sendStatic(const config::StaticResponse& response);
   void writeLocal(uint16_t status, std::string_view content_type, std::string_view body,
                   std::string_view extra_headers);
 
@@ -56,10 +56,7 @@ class Http1Stream final : public Downstream {
   std::shared_ptr<const config::Config> config_;  // the snapshot this stream started with
   std::string head_buf_;
   http::RequestHead head_;
-  std::string path_;
-  router::Match match_;
-  const config::Route* route_ = nullptr;
-  std::unique_ptr<BackendCall> call_;
+  Exchange exchange_;  // routing, filters and backend of this request
 
   bool has_body_ = false;
   bool body_complete_ = true;

@@ -193,21 +193,23 @@ void ServiceCall::buildHead(evbuffer* out) {
   h.clear();
   h.append(req.method).push_back(' ');
   h.append(ds_.path());
-  if (req.has_query) h.append("?").append(req.query);
+  if (ds_.hasQuery()) h.append("?").append(ds_.query());
   h.append(" HTTP/1.1\r\n");
   std::string_view connection;
   std::string_view xff;
   bool multi_xff = false;
-  for (size_t i = 0; i < req.header_count; ++i) {
-    const http::Header& hd = req.headers[i];
+  const http::Header* headers = ds_.requestHeaderData();
+  size_t header_count = ds_.requestHeaderCount();
+  for (size_t i = 0; i < header_count; ++i) {
+    const http::Header& hd = headers[i];
     if (hd.name.size() == 10 && http::iequals(hd.name, "connection")) connection = hd.value;
     if (hd.name.size() == 15 && http::iequals(hd.name, "x-forwarded-for")) {
       if (!xff.empty()) multi_xff = true;
       xff = hd.value;
     }
   }
-  for (size_t i = 0; i < req.header_count; ++i) {
-    const http::Header& hd = req.headers[i];
+  for (size_t i = 0; i < header_count; ++i) {
+    const http::Header& hd = headers[i];
     if (skipRequestHeader(hd.name)) continue;
     if (!connection.empty() && connectionLists(connection, hd.name)) continue;
     h.append(hd.name).append(": ").append(hd.value).append("\r\n");
@@ -217,8 +219,8 @@ void ServiceCall::buildHead(evbuffer* out) {
   }
   h.append("X-Forwarded-For: ");
   if (multi_xff) {
-    for (size_t i = 0; i < req.header_count; ++i) {
-      const http::Header& hd = req.headers[i];
+    for (size_t i = 0; i < header_count; ++i) {
+      const http::Header& hd = headers[i];
       if (hd.name.size() == 15 && http::iequals(hd.name, "x-forwarded-for")) {
         h.append(hd.value).append(", ");
       }
@@ -426,9 +428,11 @@ void ServiceCall::onClosed(bool timed_out) {
 }
 
 void ServiceCall::fail(uint16_t status, const char* message, const char* why) {
-  LOG_WARN("service %s: %d (%s) for %.*s %.*s", pool_.service().name.c_str(), status, why,
-           static_cast<int>(ds_.request().method.size()), ds_.request().method.data(),
-           static_cast<int>(ds_.path().size()), ds_.path().data());
+  std::string_view id = ds_.requestId();
+  LOG_WARN("service %s: %d (%s) for %.*s %.*s request_id=%.*s", pool_.service().name.c_str(),
+           status, why, static_cast<int>(ds_.request().method.size()), ds_.request().method.data(),
+           static_cast<int>(ds_.path().size()), ds_.path().data(), static_cast<int>(id.size()),
+           id.data());
   releaseConnection(false);
   if (ds_.headSent()) {
     ds_.abort();

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "gateway/server/exchange.h"
+#include "gateway/server/stream.h"
 
 namespace sluice {
 

@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "gateway/server/exchange.h"
 #include "gateway/server/io.h"
+#include "gateway/server/stream.h"
 #include "gateway/server/worker.h"
 
 namespace sluice {

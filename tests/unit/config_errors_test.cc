@@ -65,7 +65,7 @@ TEST(Errors, DuplicateKeys) {
 TEST(Errors, UnknownTopLevelKeyWithHint) {
   EXPECT_EQ(errorsOf(std::string(kListeners) + "routes: []\nworker: 2\n"),
             lines("test.yaml:5:1: unknown key 'worker' (did you mean 'workers'?); "
-                  "allowed keys: workers, drain_timeout, listeners, services, routes"));
+                  "allowed keys: workers, drain_timeout, listeners, services, routes, filters"));
 }
 
 TEST(Errors, UnknownNestedKeys) {
@@ -98,7 +98,6 @@ plugins: []
                           "test.yaml:6:1: 'redis' is not supported by this version of sluice",
                           "test.yaml:7:1: 'functions' is not supported by this version of "
                           "sluice",
-                          "test.yaml:8:1: 'filters' is not supported by this version of sluice",
                           "test.yaml:9:1: 'plugins' is not supported by this version of "
                           "sluice"));
 }
@@ -111,7 +110,7 @@ TEST(Errors, RouteHintListsOnlyWhatThisVersionSupports) {
     timeout: 1s
 )"),
             lines("test.yaml:8:5: unknown key 'timeout'; allowed keys: name, match, service, "
-                  "response, max_body"));
+                  "response, max_body, filters"));
 }
 
 TEST(Errors, UnsupportedNestedKeysAndBackends) {
@@ -131,7 +130,7 @@ routes:
   EXPECT_EQ(errors, lines("test.yaml:4:5: 'tls' is not supported by this version of sluice",
                           "test.yaml:8:5: backend 'function' is not supported by this version of "
                           "sluice",
-                          "test.yaml:9:5: 'filters' is not supported by this version of sluice",
+                          "test.yaml:9:16: unknown filter 'api_key' (known: none)",
                           "test.yaml:12:5: backend 'websocket' is not supported by this version "
                           "of sluice"));
 }

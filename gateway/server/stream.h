@@ -32,7 +32,14 @@ class Downstream {
   virtual ~Downstream() = default;
 
   virtual const http::RequestHead& request() const = 0;
-  virtual std::string_view path() const = 0;      // normalised, used for routing
+  virtual std::string_view path() const = 0;  // normalised, used for routing
+  virtual std::string_view query() const { return request().query; }
+  virtual bool hasQuery() const { return request().has_query; }
+  // The headers to forward (filters may have changed them).
+  virtual const http::Header* requestHeaderData() const { return request().headers; }
+  virtual size_t requestHeaderCount() const { return request().header_count; }
+  // For log lines about this request ("" when no request_id filter runs).
+  virtual std::string_view requestId() const { return {}; }
   virtual std::string_view clientIp() const = 0;  // textual peer address
   virtual std::string_view scheme() const = 0;    // "http" or "https"
   virtual Worker& worker() = 0;
@@ -45,6 +52,8 @@ class Downstream {
   virtual bool bodyComplete() const = 0;
   virtual bool bodyFailed() const = 0;
   virtual int64_t bodyLength() const = 0;  // -1 when chunked (unknown up front)
+  // Largest body accepted (a chunked body beyond it is answered 413 by the codec).
+  virtual void limitBody(uint64_t max) {}
 
   // Response. sendHead once, then sendBody any number of times, then sendEnd.
   virtual void sendHead(const ResponseStart& start) = 0;
