@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "filters/filter.h"
 #include "gateway/server/log.h"
 #include "gateway/server/worker.h"
 
@@ -83,6 +84,13 @@ void onSignal(evutil_socket_t fd, short, void* arg) {
                  static_cast<suseconds_t>((d.count() % 1000) * 1000)};
       m->drain_timer = evtimer_new(m->base, &onDrainTimeout, m);
       evtimer_add(m->drain_timer, &tv);
+    } else if (sig == SIGUSR1) {
+      // Log rotation: filters that write files reopen them.
+      LOG_INFO("SIGUSR1: reopening log files");
+      for (const auto& f : m->config->global_chain) f->reopen();
+      for (const auto& r : m->config->routes) {
+        for (const auto& f : r.chain) f->reopen();
+      }
     } else if (sig == SIGHUP) {
       LOG_WARN("SIGHUP: configuration reload is not supported by this version; ignored");
     }
@@ -118,6 +126,7 @@ int runServer(std::shared_ptr<const config::Config> config) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGUSR1);
   // Blocked before the workers start, so that they inherit the mask and every signal
   // arrives through the signalfd below.
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
