@@ -43,7 +43,7 @@ class Exchange final : public Downstream {
   std::string_view method() const { return ds_->request().method; }
   std::string_view host() const { return ds_->request().host; }
   std::string_view path() const override { return path_; }
-  void setPath(std::string_view path) { path_.assign(path); }  // rewrite (before the backend)
+  void setPath(std::string_view path);  // rewrite (before the backend); params stay valid
   std::string_view query() const override { return ds_->query(); }
   bool hasQuery() const override { return ds_->hasQuery(); }
   std::string_view clientIp() const override { return ds_->clientIp(); }
@@ -76,6 +76,9 @@ class Exchange final : public Downstream {
   void replyWith(uint16_t status, const std::vector<std::pair<std::string, std::string>>& headers,
                  std::string_view body);
   bool cancelled() const { return phase_ == Phase::kDone; }
+  // Lowers the largest request body accepted (never above the route's max_body); a
+  // chunked body that grows beyond it is answered 413 by the codec.
+  void limitRequestBody(uint64_t max);
 
   // ---- For filters: facts for logs and metrics (final in onDone) ----
   uint64_t startMicros() const { return start_us_; }  // CLOCK_REALTIME
@@ -135,6 +138,7 @@ class Exchange final : public Downstream {
   const config::Route* route_ = nullptr;
   router::Match match_;
   std::string path_;
+  std::string param_storage_;  // parameter values once the path was rewritten
   HeaderList request_headers_;
   HeaderList response_headers_;
   RequestContext context_;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace YAML {
 class Node;
@@ -38,7 +39,8 @@ class Filter {
   virtual FilterStatus onRequest(Exchange& x) { return FilterStatus::kContinue; }
   // Response phase, in reverse chain order, before the response head reaches the client.
   virtual FilterStatus onResponse(Exchange& x) { return FilterStatus::kContinue; }
-  // Always called once per request that reached this filter, success or not.
+  // Always called once per request, success or not — also when an earlier filter
+  // replied and this one never saw onRequest.
   virtual void onDone(const Exchange& x) {}
   // The request ended (client gone, another filter replied) while this filter had
   // stopped the chain: cancel pending work. resume()/reply() after this are ignored.
@@ -84,6 +86,7 @@ class FilterRegistry {
  public:
   virtual ~FilterRegistry() = default;
   virtual const FilterParser* find(std::string_view name) const = 0;
+  virtual std::vector<std::string> names() const { return {}; }  // for "known: ..." hints
 };
 
 #define SLUICE_REGISTER_FILTER(name, parser) \

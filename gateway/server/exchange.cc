@@ -62,6 +62,7 @@ void Exchange::begin(Downstream& ds, std::shared_ptr<const config::Config> confi
   route_ = nullptr;
   match_.param_count = 0;
   path_.clear();
+  param_storage_.clear();
   const http::RequestHead& head = ds.request();
   request_headers_.assign(head.headers, head.header_count);
   response_headers_.clear();
@@ -83,6 +84,7 @@ void Exchange::begin(Downstream& ds, std::shared_ptr<const config::Config> confi
   upstream_us_ = -1;
   bytes_in_ = head_bytes;
   bytes_out_ = 0;
+  ds.worker().streamStarted();
 
   route();
   runRequest();
@@ -140,6 +142,10 @@ void Exchange::runRequest() {
   dispatch();
 }
 
+void Exchange::limitRequestBody(uint64_t max) {
+  if (ds_) ds_->limitBody(route_ ? std::min<uint64_t>(route_->max_body, max) : max);
+}
+
 void Exchange::resume() {
   if (phase_ != Phase::kRequest && phase_ != Phase::kResponse) return;
   if (in_call_) {
@@ -167,7 +173,10 @@ bool Exchange::routeRefusal() {
       return true;
     }
     default:
-      startLocal(refusal_, "application/json", jsonMessage(io::reasonPhrase(refusal_)), nullptr);
+      startLocal(
+          refusal_, "application/json",
+          jsonMessage(refusal_ == 413 ? "Request Entity Too Large" : io::reasonPhrase(refusal_)),
+          nullptr);
       return true;
   }
 }
@@ -190,7 +199,8 @@ void Exchange::dispatch() {
     startLocal(r.status, content_type, r.body, &extra);
     return;
   }
-  ServicePool* pool = worker().poolForRoute(match_.id);
+  // The pool of this stream's own snapshot: a reload may have switched the worker since.
+  ServicePool* pool = worker().poolForRoute(config_.get(), match_.id);
   backend_ = makeServiceCall(*this, *pool);
   backend_->start();
 }
@@ -301,12 +311,34 @@ void Exchange::forwardResponse() {
     return;
   }
   ds_->flush();
+  // The backend may have paused on the body held while a response filter had stopped.
+  // If that body left in one write, the codec has no reason to call onResponseWritable.
+  if (held > 0 && phase_ == Phase::kBackend && backend_ && pendingResponseBytes() < kLowWatermark) {
+    backend_->onResponseWritable();
+  }
 }
 
 size_t Exchange::readBody(evbuffer* out, size_t max) {
+  bytes_in_ += max;  // corrected below; the read may end the stream (a body error reply)
   size_t n = ds_->readBody(out, max);
-  bytes_in_ += n;
+  bytes_in_ -= max - n;
   return n;
+}
+
+void Exchange::setPath(std::string_view path) {
+  // Path parameters are views into path_: move them to storage of their own first.
+  if (match_.param_count > 0 && param_storage_.empty()) {
+    size_t total = 0;
+    for (size_t i = 0; i < match_.param_count; ++i) total += match_.params[i].value.size();
+    param_storage_.reserve(total);  // no reallocation below, so the views stay valid
+    for (size_t i = 0; i < match_.param_count; ++i) {
+      std::string_view v = match_.params[i].value;
+      size_t at = param_storage_.size();
+      param_storage_.append(v);
+      match_.params[i].value = std::string_view(param_storage_).substr(at, v.size());
+    }
+  }
+  path_.assign(path);
 }
 
 void Exchange::sendHead(const ResponseStart& start) {
@@ -396,9 +428,14 @@ void Exchange::end(bool completed) {
   }
   waiting_ = false;
   const auto& chain = *chain_;
+  // onDone reaches every filter of the chain, also those that an earlier reply kept
+  // from seeing the request: an access log must log refused requests too.
+  while (filters_.size() < chain.size()) filters_.push_back(chain[filters_.size()]->create(*this));
   for (size_t i = 0; i < filters_.size(); ++i) filters_[i]->onDone(*this);
   for (size_t i = 0; i < filters_.size(); ++i) chain[i]->destroy(filters_[i]);
   filters_.clear();
+  worker().streamEnded(config_.get(), route_ ? match_.id : SIZE_MAX, ds_->request().method, status_,
+                       duration_us_);
   ds_ = nullptr;
   config_.reset();
 }

@@ -168,10 +168,14 @@ void Http1Stream::failBody(uint16_t status, const char* why) {
   LOG_DEBUG("request body from %s refused: %s", conn_->client_ip_, why ? why : "");
   body_failed_ = true;
   close_after_ = true;
+  std::string_view message = status == 413 ? "Request Entity Too Large" : io::reasonPhrase(status);
   if (head_sent_) {
     abort();
+  } else if (exchange_.active()) {
+    // Through the exchange, so that response filters and the access log see the reply.
+    exchange_.sendLocalReply(status, message);
   } else {
-    sendLocalReply(status, io::reasonPhrase(status));
+    sendLocalReply(status, message);
   }
 }
 
@@ -218,7 +222,7 @@ void Http1Stream::sendHead(const ResponseStart& start) {
   } else {
     close_after_ = true;  // HTTP/1.0: the close delimits the body
   }
-  if (!body_complete_ || conn_->worker_.draining() || conn_->peer_closed_) close_after_ = true;
+  if (!body_complete_ || conn_->draining() || conn_->peer_closed_) close_after_ = true;
   if (close_after_) {
     h.append("Connection: close\r\n");
   } else if (head_.version_minor == 0) {
@@ -280,7 +284,7 @@ void Http1Stream::writeLocal(uint16_t status, std::string_view content_type, std
     h.append("\r\n");
   }
   // A request whose body we did not read leaves the connection in an unknown state.
-  if (!body_complete_ || conn_->worker_.draining() || conn_->peer_closed_) close_after_ = true;
+  if (!body_complete_ || conn_->draining() || conn_->peer_closed_) close_after_ = true;
   if (close_after_) {
     h.append("Connection: close\r\n");
   } else if (head_.header_count > 0 && head_.version_minor == 0) {
