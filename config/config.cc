@@ -110,6 +110,11 @@ std::string summary(const Config& config) {
   for (const Listener& listener : config.listeners) {
     out += "listener " + listener.name + " on " + address(listener.address) + "\n";
   }
+  if (config.admin.enabled) {
+    out += "admin on " + address(config.admin.address) +
+           (config.admin.token.empty() ? "\n" : " (bearer token)\n");
+  }
+  if (config.watch) out += "watch: reloads when the file changes\n";
   for (const auto& [name, service] : config.services) {
     out += "service " + name + ":";
     for (size_t i = 0; i < service.endpoints.size(); ++i) {

@@ -82,6 +82,15 @@ struct Route {
   Mark mark;
 };
 
+// The admin listener (/metrics, /healthz, /ready, /config, /routes, POST /reload). It
+// exists only when the config has an `admin:` key.
+struct Admin {
+  bool enabled = false;
+  SocketAddress address;  // default 127.0.0.1:9901
+  std::string token;      // bearer token; "" = no authentication. Never log or show it.
+  Mark mark;
+};
+
 struct Config {
   std::string file;      // path it was loaded from ("" for inline)
   unsigned workers = 0;  // 0 = auto (number of cores)
@@ -92,6 +101,8 @@ struct Config {
   std::shared_ptr<const router::Router> router;  // compiled from routes
   // Global filters: the chain of requests that match no route.
   std::vector<std::shared_ptr<const FilterFactory>> global_chain;
+  Admin admin;
+  bool watch = false;  // reload when the config file changes
 };
 
 struct Error {

@@ -31,10 +31,33 @@ std::string knownFilters(const FilterRegistry* plugins) {
     if (!list.empty()) list += ", ";
     list += name;
   }
+  if (plugins) {
+    for (const std::string& name : plugins->names()) {
+      if (!list.empty()) list += ", ";
+      list += name + " (plugin)";
+    }
+  }
   return list.empty() ? "none" : list;
 }
 
+PluginListReader g_plugin_list_reader = nullptr;
+
 }  // namespace
+
+bool setPluginListReader(PluginListReader reader) {
+  g_plugin_list_reader = reader;
+  return true;
+}
+
+std::unique_ptr<FilterRegistry> readPluginList(Reader& reader, const Field& field,
+                                               const std::string& config_dir) {
+  if (!g_plugin_list_reader) {
+    reader.error(field.key,
+                 "'plugins' needs the plugin loader, which this program is built without");
+    return nullptr;
+  }
+  return g_plugin_list_reader(reader, field, config_dir);
+}
 
 void readFilterList(Reader& reader, const Field& field, bool global, const std::string& config_dir,
                     const FilterRegistry* plugins, std::vector<FilterEntry>& out) {

@@ -22,6 +22,16 @@ struct FilterEntry {
 void readFilterList(Reader& reader, const Field& field, bool global, const std::string& config_dir,
                     const FilterRegistry* plugins, std::vector<FilterEntry>& out);
 
+// The top-level `plugins:` list, read before any filter list: loads each plugin and
+// returns the registry of their filter names for this load (null when there is nothing
+// to register). plugins/ sets the reader when it is linked into the program (it
+// registers itself, like a filter); without it, `plugins:` is an error.
+using PluginListReader = std::unique_ptr<FilterRegistry> (*)(Reader& reader, const Field& field,
+                                                             const std::string& config_dir);
+bool setPluginListReader(PluginListReader reader);
+std::unique_ptr<FilterRegistry> readPluginList(Reader& reader, const Field& field,
+                                               const std::string& config_dir);
+
 // Global filters in order — a route entry of the same name replaces (or, disabled,
 // removes) the global one in place — then the route's other filters in order.
 // Disabling a filter that is not global is an error reported through `reader`.

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "config/admin_config.h"
 #include "config/config.h"
 #include "config/filter_chain.h"
 #include "config/yaml_reader.h"
@@ -27,8 +28,9 @@ using detail::Fields;
 using detail::Reader;
 using detail::Schema;
 
-const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters"},
-                       {"admin", "redis", "functions", "plugins"}};
+const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters",
+                        "plugins", "admin", "watch"},
+                       {"redis", "functions"}};
 const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections"},
                        {"tls"}};
 const Schema kService{
@@ -100,6 +102,7 @@ class Loader {
 
   Reader reader_;
   std::string config_dir_;
+  std::unique_ptr<FilterRegistry> plugins_;  // filters of the `plugins:` list, for this load
   std::vector<detail::FilterEntry> global_filters_;
   std::vector<std::vector<detail::FilterEntry>> route_filters_;  // by route index
   std::shared_ptr<Config> config_ = std::make_shared<Config>();
@@ -121,8 +124,15 @@ std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
   }
   if (const Field* f = reader_.required(top, fields, "listeners")) readListeners(*f);
   if (const Field* f = fields.get("services")) readServices(*f);
+  if (const Field* f = fields.get("admin")) {
+    detail::readAdmin(reader_, *f, config_->listeners, config_->admin);
+  }
+  if (const Field* f = fields.get("watch")) detail::readBool(reader_, *f, config_->watch);
+  if (const Field* f = fields.get("plugins")) {
+    plugins_ = detail::readPluginList(reader_, *f, config_dir_);
+  }
   if (const Field* f = fields.get("filters")) {
-    detail::readFilterList(reader_, *f, true, config_dir_, nullptr, global_filters_);
+    detail::readFilterList(reader_, *f, true, config_dir_, plugins_.get(), global_filters_);
   }
   if (const Field* f = reader_.required(top, fields, "routes")) readRoutes(*f);
   checkServiceNames();
@@ -308,7 +318,7 @@ bool Loader::readRoute(const Field& item, Route& out, Mark& name_mark) {
   route_filters_.emplace_back();
   if (!reader_.map(item, kRoute, fields)) return false;
   if (const Field* f = fields.get("filters")) {
-    detail::readFilterList(reader_, *f, false, config_dir_, nullptr, route_filters_.back());
+    detail::readFilterList(reader_, *f, false, config_dir_, plugins_.get(), route_filters_.back());
   }
   if (const Field* f = reader_.required(item, fields, "name")) {
     name_mark = Reader::valueMark(*f);

@@ -49,11 +49,12 @@ void Http1Connection::start() {
 }
 
 void Http1Connection::drain() {
+  draining_ = true;
   if (state_ == State::kWaitingHead && evbuffer_get_length(in_) == 0) {
     close();
   }
   // Otherwise the current or partially received request completes with
-  // "Connection: close" because the worker is draining.
+  // "Connection: close" because the connection is draining.
 }
 
 namespace {
@@ -67,7 +68,7 @@ int64_t cachedNowMs(event_base* base) {
 void Http1Connection::armHeadTimer(bool header) {
   head_timer_is_header_ = header;
   if (header) {
-    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.config->header_timeout.count();
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.header_timeout_ms.count();
   }
   // Re-adding a pending event only moves its timer; deleting it first would cost an
   // epoll_ctl per request.
@@ -198,7 +199,7 @@ void Http1Connection::startStream(size_t head_length) {
 void Http1Connection::finishStream() {
   // Called by the stream once its response is completely queued.
   std::unique_ptr<Http1Stream> done = std::move(stream_);
-  bool keep = !done->close_after_ && done->body_complete_ && !worker_.draining() && !peer_closed_ &&
+  bool keep = !done->close_after_ && done->body_complete_ && !draining() && !peer_closed_ &&
               state_ == State::kActive;
   done->exchange_.end(true);
   Http1Stream::release(std::move(done));

@@ -23,8 +23,9 @@ class Http1Stream;
 
 class Http1Connection : public Deferred {
  public:
+  // Copied at accept: a reload may retire the listener's config while the connection lives.
   struct ListenerInfo {
-    const config::Listener* config;
+    config::Duration header_timeout_ms;
     const timeval* header_timeout;  // common timeouts of the worker's event_base
     const timeval* idle_timeout;
   };
@@ -34,8 +35,10 @@ class Http1Connection : public Deferred {
   ~Http1Connection() override;
 
   void start();
-  // Drain: close now if no request is in flight, otherwise after the current response.
+  // Drain (shutdown, or its listener removed by a reload): close now if no request is
+  // in flight, otherwise after the current response.
   void drain();
+  bool draining() const { return draining_ || worker_.draining(); }
   // Close the socket now and cancel what is in flight. Safe to call more than once.
   void close();
 
@@ -80,6 +83,7 @@ class Http1Connection : public Deferred {
   bool head_timer_is_header_ = false;
   int64_t head_deadline_ms_ = 0;  // when the head being received must be complete
   bool peer_closed_ = false;
+  bool draining_ = false;
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
   char client_ip_[46];

@@ -3,14 +3,17 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <set>
 
+#include "filters/filter.h"
 #include "gateway/server/http1_connection.h"
 #include "gateway/server/log.h"
+#include "gateway/server/mailbox.h"
 #include "gateway/upstream/service_pool.h"
 
 namespace sluice {
@@ -18,14 +21,17 @@ namespace {
 // Accept at most this many connections per readiness event so that one busy listener
 // cannot starve the connections already on this worker.
 constexpr int kAcceptBatch = 64;
+
+timeval toTimeval(config::Duration d) {
+  return timeval{static_cast<time_t>(d.count() / 1000),
+                 static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
 }  // namespace
 
-Worker::Worker(unsigned id, std::shared_ptr<const config::Config> config,
-               std::vector<int> listen_fds)
-    : id_(id), config_(std::move(config)) {
+Worker::Worker(unsigned id, WorkerMetrics& metrics, Plan initial) : id_(id), metrics_(metrics) {
   event_config* cfg = event_config_new();
   // Each worker's base is touched by its own thread only (control messages arrive
-  // through an eventfd), so libevent's internal locking is not needed.
+  // through the mailbox), so libevent's internal locking is not needed.
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
   // Connections re-arm their events several times per request (timers change, pooled
   // upstream connections change owner); the changelist folds those into at most one
@@ -33,53 +39,26 @@ Worker::Worker(unsigned id, std::shared_ptr<const config::Config> config,
   event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
-
-  for (size_t i = 0; i < listen_fds.size(); ++i) {
-    auto ls = std::make_unique<ListenSocket>();
-    ls->worker = this;
-    ls->config = &config_->listeners[i];
-    ls->fd = listen_fds[i];
-    ls->active = false;
-    timeval header_tv{}, idle_tv{};
-    auto to_tv = [](config::Duration d) {
-      return timeval{static_cast<time_t>(d.count() / 1000),
-                     static_cast<suseconds_t>((d.count() % 1000) * 1000)};
-    };
-    header_tv = to_tv(ls->config->header_timeout);
-    idle_tv = to_tv(ls->config->idle_timeout);
-    // Common timeouts keep thousands of identical connection timers in O(1) queues.
-    ls->header_timeout = event_base_init_common_timeout(base_, &header_tv);
-    ls->idle_timeout = event_base_init_common_timeout(base_, &idle_tv);
-    event_assign(&ls->ev, base_, ls->fd, EV_READ | EV_PERSIST, &onAccept, ls.get());
-    listeners_.push_back(std::move(ls));
-  }
-
-  pools_.reserve(config_->services.size());
-  std::map<std::string, ServicePool*> by_name;
-  for (const auto& [name, service] : config_->services) {
-    pools_.push_back(std::make_unique<ServicePool>(*this, service));
-    by_name[name] = pools_.back().get();
-  }
-  route_pools_.assign(config_->routes.size(), nullptr);
-  for (size_t i = 0; i < config_->routes.size(); ++i) {
-    const config::Route& r = config_->routes[i];
-    if (r.kind == config::BackendKind::kService) route_pools_[i] = by_name.at(r.service);
-  }
-
   event_assign(&reap_ev_, base_, -1, 0, &onReap, this);
-  control_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  event_assign(&control_ev_, base_, control_fd_, EV_READ | EV_PERSIST, &onControl, this);
-  event_add(&control_ev_, nullptr);
+  mailbox_ = std::make_unique<Mailbox>(base_);
   scratch_.reserve(4096);
+  install(initial);
 }
 
 Worker::~Worker() {
   stop();
-  graveyard_.clear();
-  pools_.clear();
-  event_del(&control_ev_);
+  // Normally run() released everything on the worker's thread; this is for a worker
+  // whose thread never ran.
+  config_.reset();
+  current_.reset();
+  for (auto& ls : listeners_) {
+    if (ls->fd < 0) continue;
+    if (ls->active) event_del(&ls->ev);
+    ::close(ls->fd);
+  }
+  reapAll();
+  mailbox_.reset();
   event_del(&reap_ev_);
-  if (control_fd_ >= 0) ::close(control_fd_);
   event_base_free(base_);
 }
 
@@ -96,36 +75,184 @@ void Worker::join() {
 }
 
 void Worker::run() {
+  if (!filters_started_) {
+    filters_started_ = true;
+    std::set<const FilterFactory*> seen;
+    auto each = [&](const auto& chain) {
+      for (const auto& f : chain) {
+        if (seen.insert(f.get()).second) f->startWorker(*this);
+      }
+    };
+    each(config_->global_chain);
+    for (const config::Route& r : config_->routes) each(r.chain);
+  }
   event_base_dispatch(base_);
   // Closing connections here (rather than in the destructor on another thread) keeps
   // every touch of this base on this thread.
   while (connections_) connections_->close();
-  graveyard_.clear();
-  pools_.clear();
+  config_.reset();
+  current_.reset();
+  reapAll();
   finished_.store(true);
 }
 
-void Worker::post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(control_mu_);
-    control_queue_.push_back(std::move(fn));
+void Worker::reapAll() {
+  // Destructors may defer more objects (a snapshot's pools close their connections).
+  while (!graveyard_.empty()) {
+    std::vector<std::unique_ptr<Deferred>> dead;
+    dead.swap(graveyard_);
+    dead.clear();
   }
-  uint64_t one = 1;
-  ssize_t ignored = ::write(control_fd_, &one, sizeof one);
-  (void)ignored;
 }
 
-void Worker::onControl(evutil_socket_t fd, short, void* arg) {
-  auto* self = static_cast<Worker*>(arg);
-  uint64_t value;
-  ssize_t ignored = ::read(fd, &value, sizeof value);
-  (void)ignored;
-  std::vector<std::function<void()>> queue;
-  {
-    std::lock_guard<std::mutex> lock(self->control_mu_);
-    queue.swap(self->control_queue_);
+void Worker::post(std::function<void()> fn) { mailbox_->post(std::move(fn)); }
+
+std::shared_ptr<Worker::Snapshot> Worker::makeSnapshot(Plan& plan) {
+  auto owned = std::make_unique<Snapshot>();
+  owned->config = plan.config;
+  owned->metrics = std::move(plan.metrics);
+  const config::Config& cfg = *owned->config;
+  owned->pools.reserve(cfg.services.size());
+  std::map<std::string, ServicePool*> by_name;
+  for (const auto& [name, service] : cfg.services) {
+    owned->pools.push_back(
+        std::make_unique<ServicePool>(*this, service, owned->metrics.services[name]));
+    by_name[name] = owned->pools.back().get();
   }
-  for (auto& fn : queue) fn();
+  owned->route_pools.assign(cfg.routes.size(), nullptr);
+  for (size_t i = 0; i < cfg.routes.size(); ++i) {
+    const config::Route& r = cfg.routes[i];
+    if (r.kind == config::BackendKind::kService) owned->route_pools[i] = by_name.at(r.service);
+  }
+  live_.push_back(owned.get());
+  // The last stream of an old snapshot may end deep inside a callback of one of its
+  // pools' connections: the snapshot dies on the next loop iteration, not there.
+  return std::shared_ptr<Snapshot>(owned.release(), [this](Snapshot* s) {
+    live_.erase(std::find(live_.begin(), live_.end(), s));
+    deferDelete(std::unique_ptr<Deferred>(s));
+  });
+}
+
+void Worker::install(Plan& plan) {
+  std::shared_ptr<Snapshot> next = makeSnapshot(plan);
+  const config::Config& cfg = *next->config;
+  std::vector<std::unique_ptr<ListenSocket>> sockets;
+  for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+    const ListenerPlan& lp = plan.listeners[i];
+    std::unique_ptr<ListenSocket> ls;
+    if (lp.fd < 0 && lp.keep < listeners_.size() && listeners_[lp.keep]) {
+      ls = std::move(listeners_[lp.keep]);
+    } else {
+      ls = std::make_unique<ListenSocket>();
+      ls->worker = this;
+      ls->fd = lp.fd;
+      event_assign(&ls->ev, base_, ls->fd, EV_READ | EV_PERSIST, &onAccept, ls.get());
+      // Before start() the thread adds the events itself.
+      if (thread_.joinable() && !draining_) {
+        event_add(&ls->ev, nullptr);
+        ls->active = true;
+      }
+    }
+    configureListener(*ls, cfg.listeners[i], next->metrics.listeners[i]);
+    sockets.push_back(std::move(ls));
+  }
+  // Retired while the old config (which their settings point into) is still alive.
+  for (auto& ls : listeners_) {
+    if (ls) retireListener(std::move(ls));
+  }
+  listeners_ = std::move(sockets);
+  current_ = std::move(next);
+  config_ = std::shared_ptr<const config::Config>(current_, current_->config.get());
+}
+
+void Worker::configureListener(ListenSocket& ls, const config::Listener& config,
+                               ListenerMetrics* metrics) {
+  ls.config = &config;
+  // Common timeouts keep thousands of identical connection timers in O(1) queues; a
+  // duration seen before reuses its queue.
+  timeval header_tv = toTimeval(config.header_timeout);
+  timeval idle_tv = toTimeval(config.idle_timeout);
+  ls.header_timeout = event_base_init_common_timeout(base_, &header_tv);
+  ls.idle_timeout = event_base_init_common_timeout(base_, &idle_tv);
+  if (ls.metrics != metrics) {
+    // A renamed listener: its open connections now count under the new name.
+    if (ls.metrics) ls.metrics->active.add(-static_cast<int64_t>(ls.connections));
+    metrics->active.add(static_cast<int64_t>(ls.connections));
+    ls.metrics = metrics;
+  }
+  // max_connections may have grown past the point where accepting was paused.
+  if (!ls.active && ls.fd >= 0 && thread_.joinable() && !draining_ &&
+      ls.connections < config.max_connections) {
+    event_add(&ls.ev, nullptr);
+    ls.active = true;
+  }
+}
+
+void Worker::retireListener(std::unique_ptr<ListenSocket> ls) {
+  if (ls->active) event_del(&ls->ev);
+  ls->active = false;
+  if (ls->fd >= 0) {
+    // Connections already in this socket's backlog would be reset by close(): take
+    // them first, they are served like any other.
+    if (!draining_) {
+      while (acceptFrom(*ls, true)) {
+      }
+    }
+    ::close(ls->fd);
+    ls->fd = -1;
+  }
+  LOG_DEBUG("worker %u: listener %s closed", id_, ls->config->name.c_str());
+  ls->config = nullptr;
+  for (Http1Connection* c = connections_; c;) {
+    Http1Connection* next = c->next;
+    if (c->listenerTag() == ls.get()) c->drain();
+    c = next;
+  }
+  if (ls->connections > 0) retired_.push_back(std::move(ls));
+}
+
+void Worker::apply(Plan plan, std::function<void()> done) {
+  auto shared = std::make_shared<Plan>(std::move(plan));
+  post([this, shared, done = std::move(done)] {
+    if (draining_) {
+      // Shutting down: nothing new will be served; only give back the new sockets.
+      for (const ListenerPlan& lp : shared->listeners) {
+        if (lp.fd >= 0) ::close(lp.fd);
+      }
+      done();
+      return;
+    }
+    install(*shared);
+    std::set<const FilterFactory*> seen;
+    auto each = [&](const auto& chain) {
+      for (const auto& f : chain) {
+        if (seen.insert(f.get()).second) f->startWorker(*this);
+      }
+    };
+    each(config_->global_chain);
+    for (const config::Route& r : config_->routes) each(r.chain);
+    done();
+  });
+}
+
+Worker::Snapshot* Worker::snapshotFor(const config::Config* config) {
+  if (current_->config.get() == config) return current_.get();
+  for (Snapshot* s : live_) {
+    if (s->config.get() == config) return s;
+  }
+  return current_.get();  // unreachable: a stream's snapshot lives as long as the stream
+}
+
+ServicePool* Worker::poolForRoute(const config::Config* config, size_t route_id) {
+  return snapshotFor(config)->route_pools[route_id];
+}
+
+void Worker::streamEnded(const config::Config* config, size_t route_id, std::string_view method,
+                         uint16_t status, uint64_t duration_us) {
+  metrics_.streams_active.add(-1);
+  const SnapshotMetrics& m = snapshotFor(config)->metrics;
+  RouteMetrics* r = route_id < m.routes.size() ? m.routes[route_id] : m.no_route;
+  r->record(method, status, duration_us);
 }
 
 void Worker::drain() {
@@ -163,32 +290,31 @@ void Worker::maybeFinish() {
 
 void Worker::onAccept(evutil_socket_t, short, void* arg) {
   auto* ls = static_cast<ListenSocket*>(arg);
-  ls->worker->acceptFrom(*ls);
+  ls->worker->acceptFrom(*ls, false);
 }
 
-void Worker::acceptFrom(ListenSocket& ls) {
+bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
   for (int i = 0; i < kAcceptBatch; ++i) {
-    if (ls.connections >= ls.config->max_connections) {
+    if (!ignore_limit && ls.connections >= ls.config->max_connections) {
       // Leave further clients in the kernel's backlog until a connection closes.
       event_del(&ls.ev);
       ls.active = false;
-      return;
+      return false;
     }
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     int fd = ::accept4(ls.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == EMFILE || errno == ENFILE) {
         LOG_WARN("worker %u: accept: out of file descriptors", id_);
-        return;
       }
-      return;
+      return false;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    Http1Connection::ListenerInfo info{ls.config, ls.header_timeout, ls.idle_timeout};
+    Http1Connection::ListenerInfo info{ls.config->header_timeout, ls.header_timeout,
+                                       ls.idle_timeout};
     auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;
@@ -196,8 +322,11 @@ void Worker::acceptFrom(ListenSocket& ls) {
     connections_ = c;
     ++connection_count_;
     ++ls.connections;
+    ls.metrics->accepted.add();
+    ls.metrics->active.add(1);
     c->start();
   }
+  return true;
 }
 
 void Worker::onConnectionClosed(Http1Connection* conn) {
@@ -208,7 +337,14 @@ void Worker::onConnectionClosed(Http1Connection* conn) {
   --connection_count_;
   auto* ls = static_cast<ListenSocket*>(conn->listenerTag());
   --ls->connections;
-  if (!ls->active && ls->fd >= 0 && !draining_) {
+  ls->metrics->active.add(-1);
+  if (ls->config == nullptr) {
+    // The last connection of a listener a reload removed.
+    if (ls->connections == 0) {
+      retired_.erase(std::find_if(retired_.begin(), retired_.end(),
+                                  [ls](const auto& p) { return p.get() == ls; }));
+    }
+  } else if (!ls->active && ls->fd >= 0 && !draining_) {
     event_add(&ls->ev, nullptr);
     ls->active = true;
   }

@@ -115,6 +115,7 @@ class ServiceCall final : public BackendCall, public UpstreamConnection::Handler
   bool parseHead();
   void finish();
   void fail(uint16_t status, const char* message, const char* why);
+  void count(metrics::UpstreamError kind) { pool_.countError(endpoint_, kind); }
   void releaseConnection(bool reusable);
 
   Downstream& ds_;
@@ -162,6 +163,7 @@ void ServiceCall::attempt(size_t avoid, bool allow_idle) {
 
 void ServiceCall::onConnectFailed(bool timed_out) {
   int err = errno;
+  count(timed_out ? metrics::UpstreamError::kTimeout : metrics::UpstreamError::kConnect);
   const config::Service& svc = pool_.service();
   LOG_WARN("service %s: connect to %s failed: %s", svc.name.c_str(),
            svc.endpoints[endpoint_].text.c_str(), timed_out ? "timed out" : std::strerror(err));
@@ -300,6 +302,7 @@ bool ServiceCall::parseHead() {
     if (r.state == http::ParseState::kError) {
       LOG_WARN("service %s: invalid response from %s: %s", pool_.service().name.c_str(),
                pool_.service().endpoints[endpoint_].text.c_str(), r.error ? r.error : "");
+      count(metrics::UpstreamError::kInvalid);
       fail(502, "Bad Gateway", "invalid response");
       return false;
     }
@@ -308,6 +311,7 @@ bool ServiceCall::parseHead() {
       // Interim responses (100 Continue and the like) were already handled on the
       // client hop; 101 would need an upgrade this backend does not do.
       if (resp.status == 101) {
+        count(metrics::UpstreamError::kInvalid);
         fail(502, "Bad Gateway", "unexpected 101 from upstream");
         return false;
       }
@@ -366,6 +370,7 @@ void ServiceCall::processResponse() {
       if (st == http::ChunkedDecoder::Status::kError) {
         LOG_WARN("service %s: bad chunked response: %s", pool_.service().name.c_str(),
                  decoder_.error() ? decoder_.error() : "");
+        count(metrics::UpstreamError::kInvalid);
         releaseConnection(false);
         ds_.abort();
         return;
@@ -409,6 +414,7 @@ void ServiceCall::onClosed(bool timed_out) {
     LOG_WARN("service %s: response from %s cut short (%s)", pool_.service().name.c_str(),
              pool_.service().endpoints[endpoint_].text.c_str(),
              timed_out ? "timeout" : "connection closed");
+    count(timed_out ? metrics::UpstreamError::kTimeout : metrics::UpstreamError::kReset);
     releaseConnection(false);
     ds_.abort();
     return;
@@ -420,6 +426,7 @@ void ServiceCall::onClosed(bool timed_out) {
     attempt(SIZE_MAX, false);
     return;
   }
+  count(timed_out ? metrics::UpstreamError::kTimeout : metrics::UpstreamError::kReset);
   if (timed_out) {
     fail(504, "Endpoint request timed out", "response timeout");
   } else {

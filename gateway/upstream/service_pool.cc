@@ -163,8 +163,12 @@ class ServicePool::IdleWatcher final : public UpstreamConnection::Handler {
   std::unique_ptr<UpstreamConnection> conn_;
 };
 
-ServicePool::ServicePool(Worker& worker, const config::Service& service)
-    : worker_(worker), service_(service), endpoints_(service.endpoints.size()) {
+ServicePool::ServicePool(Worker& worker, const config::Service& service,
+                         std::vector<EndpointMetrics*> endpoint_metrics)
+    : worker_(worker),
+      service_(service),
+      endpoints_(service.endpoints.size()),
+      endpoint_metrics_(std::move(endpoint_metrics)) {
   timeval response = toTimeval(service.timeout);
   response_timeout_ = event_base_init_common_timeout(worker.base(), &response);
   timeval idle{kIdleSeconds, 0};

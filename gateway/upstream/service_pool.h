@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "gateway/admin/metrics.h"
 
 struct evbuffer;
 
@@ -73,7 +74,9 @@ class UpstreamConnection {
 
 class ServicePool {
  public:
-  ServicePool(Worker& worker, const config::Service& service);
+  // `endpoint_metrics` holds one entry per endpoint of `service`.
+  ServicePool(Worker& worker, const config::Service& service,
+              std::vector<EndpointMetrics*> endpoint_metrics);
   ~ServicePool();
 
   const config::Service& service() const { return service_; }
@@ -89,6 +92,9 @@ class ServicePool {
   void requestStarted(size_t endpoint) { ++endpoints_[endpoint].active; }
   void requestEnded(size_t endpoint) { --endpoints_[endpoint].active; }
   const timeval* responseTimeout() const { return response_timeout_; }
+  void countError(size_t endpoint, metrics::UpstreamError kind) {
+    endpoint_metrics_[endpoint]->error(kind);
+  }
 
  private:
   class IdleWatcher;
@@ -101,6 +107,7 @@ class ServicePool {
   Worker& worker_;
   const config::Service& service_;
   std::vector<Endpoint> endpoints_;
+  std::vector<EndpointMetrics*> endpoint_metrics_;
   size_t next_ = 0;  // round-robin cursor
   const timeval* response_timeout_;
   const timeval* idle_timeout_;

@@ -65,7 +65,8 @@ TEST(Errors, DuplicateKeys) {
 TEST(Errors, UnknownTopLevelKeyWithHint) {
   EXPECT_EQ(errorsOf(std::string(kListeners) + "routes: []\nworker: 2\n"),
             lines("test.yaml:5:1: unknown key 'worker' (did you mean 'workers'?); "
-                  "allowed keys: workers, drain_timeout, listeners, services, routes, filters"));
+                  "allowed keys: workers, drain_timeout, listeners, services, routes, filters, "
+                  "plugins, admin, watch"));
 }
 
 TEST(Errors, UnknownNestedKeys) {
@@ -94,12 +95,11 @@ functions: {}
 filters: []
 plugins: []
 )");
-  EXPECT_EQ(errors, lines("test.yaml:5:1: 'admin' is not supported by this version of sluice",
-                          "test.yaml:6:1: 'redis' is not supported by this version of sluice",
+  EXPECT_EQ(errors, lines("test.yaml:6:1: 'redis' is not supported by this version of sluice",
                           "test.yaml:7:1: 'functions' is not supported by this version of "
                           "sluice",
-                          "test.yaml:9:1: 'plugins' is not supported by this version of "
-                          "sluice"));
+                          "test.yaml:9:1: 'plugins' needs the plugin loader, which this "
+                          "program is built without"));
 }
 
 TEST(Errors, RouteHintListsOnlyWhatThisVersionSupports) {
@@ -435,7 +435,7 @@ listeners:
     header_timeout: soon
 services:
   s: {endpoints: [127.0.0.1:1], colour: blue}
-admin: {}
+admin: {adress: 127.0.0.1:1}
 )");
   EXPECT_EQ(errors, lines("test.yaml:4:14: unknown service 'nope'; defined services: s",
                           "test.yaml:5:10: expected 'auto' or an integer from 1 to 256",
@@ -443,7 +443,8 @@ admin: {}
                           "test.yaml:9:21: expected a duration like 250ms, 3s, 10m, 2h",
                           "test.yaml:11:33: unknown key 'colour'; allowed keys: endpoints, "
                           "load_balancer, connect_timeout, timeout, max_idle_connections",
-                          "test.yaml:12:1: 'admin' is not supported by this version of sluice"));
+                          "test.yaml:12:9: unknown key 'adress' (did you mean 'address'?); "
+                          "allowed keys: address, token"));
 }
 
 TEST(Errors, AmbiguousRoutesAtTheLaterRoute) {

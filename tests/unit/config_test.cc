@@ -448,7 +448,8 @@ bogus: 1
                           "test.yaml:4:19: expected a duration like 250ms, 3s, 10m, 2h (a bare "
                           "number has no unit)",
                           "test.yaml:6:1: unknown key 'bogus'; allowed keys: workers, "
-                          "drain_timeout, listeners, services, routes, filters"));
+                          "drain_timeout, listeners, services, routes, filters, plugins, "
+                          "admin, watch"));
 }
 
 TEST(Errors, SameShapeWithDifferentHostsOrMethodsIsFine) {

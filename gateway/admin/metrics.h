@@ -1,0 +1,151 @@
+// Metrics storage and the Prometheus text rendering of /metrics. Every counter has a
+// single writer (one worker thread) and is summed over workers by the main thread on
+// scrape, so the request path never takes a lock nor contends on an atomic. Storage is
+// allocated by the main thread only, before a snapshot that uses it reaches a worker.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+
+namespace sluice {
+
+// A counter written by one thread only: load + store instead of a locked fetch_add.
+class Counter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// A per-writer gauge (goes up and down); the sum over writers is the gauge's value.
+class Gauge {
+ public:
+  void add(int64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  int64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+namespace metrics {
+
+// Methods get a fixed label set so that a client sending odd methods cannot grow the
+// number of series; anything else is "OTHER".
+inline constexpr std::string_view kMethods[] = {"GET",   "HEAD",    "POST",  "PUT",  "DELETE",
+                                                "PATCH", "OPTIONS", "TRACE", "OTHER"};
+inline constexpr size_t kMethodCount = std::size(kMethods);
+inline constexpr size_t kStatusClasses = 5;  // 1xx .. 5xx
+// Upper bounds of the latency histogram, in microseconds (+Inf is implicit).
+inline constexpr uint64_t kBucketsUs[] = {500,     1000,    2500,    5000,    10000,
+                                          25000,   50000,   100000,  250000,  500000,
+                                          1000000, 2500000, 5000000, 10000000};
+inline constexpr size_t kBucketCount = std::size(kBucketsUs) + 1;
+
+size_t methodIndex(std::string_view method);
+
+// Label of requests that matched no route (not a valid route name, so no clash).
+inline constexpr std::string_view kNoRoute = "(none)";
+
+enum class UpstreamError : uint8_t { kConnect, kTimeout, kReset, kInvalid };
+inline constexpr size_t kUpstreamErrorKinds = 4;
+
+}  // namespace metrics
+
+// One route on one worker.
+struct RouteMetrics {
+  Counter requests[metrics::kMethodCount][metrics::kStatusClasses];
+  Counter buckets[metrics::kBucketCount];  // not cumulative; summed up on scrape
+  Counter duration_us;
+
+  void record(std::string_view method, uint16_t status, uint64_t duration_us);
+};
+
+// One endpoint of one service on one worker.
+struct EndpointMetrics {
+  Counter errors[metrics::kUpstreamErrorKinds];
+  void error(metrics::UpstreamError kind) { errors[static_cast<size_t>(kind)].add(); }
+};
+
+// One listener on one worker.
+struct ListenerMetrics {
+  Counter accepted;
+  Gauge active;
+};
+
+// Process-wide per-worker values.
+struct WorkerMetrics {
+  Gauge streams_active;
+};
+
+// What one worker needs to count the requests of one config snapshot: pointers into
+// the registry's storage, by the snapshot's own indexes.
+struct SnapshotMetrics {
+  std::vector<RouteMetrics*> routes;  // by route id
+  RouteMetrics* no_route = nullptr;
+  std::map<std::string, std::vector<EndpointMetrics*>> services;  // by name, by endpoint
+  std::vector<ListenerMetrics*> listeners;                        // by listener index
+};
+
+// Owned and used by the main thread. Series are kept by name for the life of the
+// process, so a counter survives reloads (and a route removed by a reload keeps its
+// last values rather than vanishing and reappearing as a reset).
+class MetricsRegistry {
+ public:
+  explicit MetricsRegistry(unsigned workers);
+  ~MetricsRegistry();
+
+  WorkerMetrics& worker(unsigned w) { return *workers_[w]->process; }
+  // Allocates what `config` needs (new route, endpoint, listener names) for `worker`.
+  SnapshotMetrics bind(const config::Config& config, unsigned worker);
+
+  void reloadResult(bool success, uint64_t generation);
+
+  // The whole exposition (text format 0.0.4), with the filters of `current` appending
+  // their own metrics.
+  std::string render(const config::Config& current) const;
+
+ private:
+  struct PerWorker {
+    std::unique_ptr<WorkerMetrics> process = std::make_unique<WorkerMetrics>();
+    std::vector<std::unique_ptr<RouteMetrics>> routes;        // by route slot
+    std::vector<std::unique_ptr<EndpointMetrics>> endpoints;  // by endpoint slot
+    std::vector<std::unique_ptr<ListenerMetrics>> listeners;  // by listener slot
+  };
+  size_t slot(std::map<std::string, size_t>& slots, std::vector<std::string>& names,
+              const std::string& name);
+  void grow();
+  void renderRequests(std::string& out) const;
+  void renderUpstream(std::string& out) const;
+  void renderGauges(std::string& out) const;
+
+  std::vector<std::unique_ptr<PerWorker>> workers_;
+  std::map<std::string, size_t> route_slots_;
+  std::vector<std::string> route_names_;
+  // Endpoint key: service name, '\n', endpoint text.
+  std::map<std::string, size_t> endpoint_slots_;
+  std::vector<std::string> endpoint_names_;
+  std::map<std::string, size_t> listener_slots_;
+  std::vector<std::string> listener_names_;
+
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  bool last_reload_ok_ = true;
+  uint64_t generation_ = 1;
+  double last_reload_time_ = 0;
+  double start_time_ = 0;
+};
+
+}  // namespace sluice
