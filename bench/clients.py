@@ -65,11 +65,11 @@ class _Framer:
         return status
 
 
-def fixed_count(port, total, concurrency=16, host="127.0.0.1", timeout=300.0):
-    """Sends exactly `total` GET / requests over `concurrency` keep-alive connections,
+def fixed_count(port, total, concurrency=16, host="127.0.0.1", timeout=300.0, path="/"):
+    """Sends exactly `total` GET `path` requests over `concurrency` keep-alive connections,
     one outstanding request per connection. Returns {status: count}."""
     sel = selectors.DefaultSelector()
-    req = _request("%s:%d" % (host, port))
+    req = _request("%s:%d" % (host, port), path)
     sent = done = 0
     statuses = {}
     conns = []
