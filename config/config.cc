@@ -115,6 +115,11 @@ std::string summary(const Config& config) {
            (config.admin.token.empty() ? "\n" : " (bearer token)\n");
   }
   if (config.watch) out += "watch: reloads when the file changes\n";
+  if (config.redis.enabled) {
+    // `url` never holds the password.
+    out += "redis " + config.redis.url + " (" + detail::numericAddress(config.redis.address) +
+           ", pool " + std::to_string(config.redis.pool) + ")\n";
+  }
   for (const auto& [name, service] : config.services) {
     out += "service " + name + ":";
     for (size_t i = 0; i < service.endpoints.size(); ++i) {

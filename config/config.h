@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -91,6 +92,73 @@ struct Admin {
   Mark mark;
 };
 
+// The `redis:` section: one connection per worker (or `pool` of them), shared by every
+// filter that keeps state in Redis. Absent = `enabled` false.
+struct Redis {
+  bool enabled = false;
+  std::string url;   // as written, with any password in it replaced by "***" (for /config)
+  bool tls = false;  // rediss://
+  std::string host;
+  uint16_t port = 6379;
+  SocketAddress address;  // host:port resolved when the config loads (workers never do DNS)
+  std::string username;   // ACL user; "" = default
+  std::string password;   // never logged or shown
+  unsigned db = 0;
+  Duration connect_timeout{1'000};
+  Duration command_timeout{50};
+  unsigned pool = 1;   // connections per worker
+  std::string tls_ca;  // CA bundle for rediss:// ("" = system default)
+  bool tls_verify = true;
+  Mark mark;
+  // Same server and settings (a reload keeps the connections when this holds).
+  bool sameAs(const Redis& o) const {
+    return enabled == o.enabled && tls == o.tls && host == o.host && port == o.port &&
+           address.len == o.address.len &&
+           std::memcmp(&address.addr, &o.address.addr, address.len) == 0 &&
+           username == o.username && password == o.password && db == o.db &&
+           connect_timeout == o.connect_timeout && command_timeout == o.command_timeout &&
+           pool == o.pool && tls_ca == o.tls_ca && tls_verify == o.tls_verify;
+  }
+};
+
+// A usage plan's throttle: token bucket (rate per second, burst). `set` false = none.
+struct Throttle {
+  bool set = false;
+  double rate = 0;
+  double burst = 0;
+  Mark mark;
+};
+
+enum class QuotaPeriod { kDay, kWeek, kMonth, kCustom };
+
+// A usage plan's quota: `limit` requests per period. Periods start at UTC midnight
+// (DAY), on the weekday `offset` (WEEK, 0 = Sunday), on day `offset`+1 of the month
+// (MONTH); kCustom is a fixed-length window (`length`) from the epoch — for tests and
+// short windows.
+struct Quota {
+  bool set = false;
+  uint64_t limit = 0;
+  QuotaPeriod period = QuotaPeriod::kDay;
+  int offset = 0;
+  Duration length{0};  // kCustom only
+};
+
+struct UsagePlan {
+  std::string name;
+  Throttle throttle;
+  Quota quota;
+  std::map<std::string, Throttle> route_throttles;  // `routes: {NAME: {throttle: ...}}`
+  Mark mark;
+};
+
+struct ApiKey {
+  std::string name;
+  std::string usage_plan;  // "" = none (no throttle, no quota)
+  bool enabled = true;
+  std::string sha256;  // 32 raw bytes: the key's SHA-256 (the key itself is not kept)
+  Mark mark;
+};
+
 struct Config {
   std::string file;      // path it was loaded from ("" for inline)
   unsigned workers = 0;  // 0 = auto (number of cores)
@@ -103,6 +171,9 @@ struct Config {
   std::vector<std::shared_ptr<const FilterFactory>> global_chain;
   Admin admin;
   bool watch = false;  // reload when the config file changes
+  Redis redis;
+  std::vector<ApiKey> api_keys;                  // in file order
+  std::map<std::string, UsagePlan> usage_plans;  // by name
 };
 
 struct Error {

@@ -60,7 +60,8 @@ std::unique_ptr<FilterRegistry> readPluginList(Reader& reader, const Field& fiel
 }
 
 void readFilterList(Reader& reader, const Field& field, bool global, const std::string& config_dir,
-                    const FilterRegistry* plugins, std::vector<FilterEntry>& out) {
+                    const FilterRegistry* plugins, const Config* config,
+                    std::vector<FilterEntry>& out) {
   std::vector<Field> items;
   if (!reader.list(field, items)) return;
   for (const Field& item : items) {
@@ -115,7 +116,7 @@ void readFilterList(Reader& reader, const Field& field, bool global, const std::
     }
     Field settings_field{fe.name, entry.key, settings, true};
     size_t errors_before = reader.errorCount();
-    FilterParseContext ctx{reader, settings_field, fe.name, config_dir, global};
+    FilterParseContext ctx{reader, settings_field, fe.name, config_dir, global, config};
     std::shared_ptr<const FilterFactory> factory = (*parser)(ctx);
     if (!factory || reader.errorCount() != errors_before) continue;
     fe.factory = std::move(factory);

@@ -18,9 +18,11 @@ struct FilterEntry {
   Mark mark;
 };
 
-// `plugins` (may be null) is searched before the built-in filters.
+// `plugins` (may be null) is searched before the built-in filters. `config` is the
+// config being loaded (its top-level settings read), passed on to filter parsers.
 void readFilterList(Reader& reader, const Field& field, bool global, const std::string& config_dir,
-                    const FilterRegistry* plugins, std::vector<FilterEntry>& out);
+                    const FilterRegistry* plugins, const Config* config,
+                    std::vector<FilterEntry>& out);
 
 // The top-level `plugins:` list, read before any filter list: loads each plugin and
 // returns the registry of their filter names for this load (null when there is nothing

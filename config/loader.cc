@@ -15,8 +15,10 @@
 #include <tuple>
 
 #include "config/admin_config.h"
+#include "config/api_keys_config.h"
 #include "config/config.h"
 #include "config/filter_chain.h"
+#include "config/redis_config.h"
 #include "config/yaml_reader.h"
 
 namespace sluice::config {
@@ -29,8 +31,8 @@ using detail::Reader;
 using detail::Schema;
 
 const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters",
-                        "plugins", "admin", "watch"},
-                       {"redis", "functions"}};
+                        "plugins", "admin", "watch", "api_keys", "usage_plans", "redis"},
+                       {"functions"}};
 const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections"},
                        {"tls"}};
 const Schema kService{
@@ -128,13 +130,26 @@ std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
     detail::readAdmin(reader_, *f, config_->listeners, config_->admin);
   }
   if (const Field* f = fields.get("watch")) detail::readBool(reader_, *f, config_->watch);
+  // Before any filter: filters check config.redis.enabled.
+  if (const Field* f = fields.get("redis")) {
+    detail::readRedis(reader_, *f, config_dir_, config_->redis);
+  }
   if (const Field* f = fields.get("plugins")) {
     plugins_ = detail::readPluginList(reader_, *f, config_dir_);
   }
+  // Before any filter list: api_key filters check their settings against these.
+  if (const Field* f = fields.get("usage_plans")) {
+    detail::readUsagePlans(reader_, *f, config_->usage_plans);
+  }
+  if (const Field* f = fields.get("api_keys")) {
+    detail::readApiKeys(reader_, *f, config_->usage_plans, config_->api_keys);
+  }
   if (const Field* f = fields.get("filters")) {
-    detail::readFilterList(reader_, *f, true, config_dir_, plugins_.get(), global_filters_);
+    detail::readFilterList(reader_, *f, true, config_dir_, plugins_.get(), config_.get(),
+                           global_filters_);
   }
   if (const Field* f = reader_.required(top, fields, "routes")) readRoutes(*f);
+  detail::checkUsagePlanRoutes(reader_, *config_);
   checkServiceNames();
   buildRouter();
   composeChains();
@@ -318,7 +333,8 @@ bool Loader::readRoute(const Field& item, Route& out, Mark& name_mark) {
   route_filters_.emplace_back();
   if (!reader_.map(item, kRoute, fields)) return false;
   if (const Field* f = fields.get("filters")) {
-    detail::readFilterList(reader_, *f, false, config_dir_, plugins_.get(), route_filters_.back());
+    detail::readFilterList(reader_, *f, false, config_dir_, plugins_.get(), config_.get(),
+                           route_filters_.back());
   }
   if (const Field* f = reader_.required(item, fields, "name")) {
     name_mark = Reader::valueMark(*f);

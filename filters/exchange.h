@@ -22,6 +22,13 @@ struct evbuffer;
 
 namespace sluice {
 
+namespace limits {
+class Limiter;
+}
+namespace redis {
+class Client;
+}
+
 // Facts filters establish for the filters and backends after them.
 struct RequestContext {
   std::string request_id;
@@ -29,6 +36,9 @@ struct RequestContext {
   std::string usage_plan;
   std::string principal;  // authenticated subject (JWT sub, authorizer principalId)
   std::map<std::string, std::string, std::less<>> values;  // claims, authorizer context
+  // A query parameter that carries a secret (api_key's `query`): logs show its value as
+  // "***". Points into the filter's config, which outlives the request.
+  std::string_view secret_query_param;
   void clear();
 };
 
@@ -89,6 +99,11 @@ class Exchange final : public Downstream {
   bool completed() const { return completed_; }            // false: client went away
   Worker& worker() override { return ds_->worker(); }
   const config::Config& config() const { return *config_; }
+  // The token-bucket limiter of this request's config snapshot on this worker.
+  limits::Limiter* limiter();
+  // The worker's Redis client for this request's config snapshot (null without a
+  // `redis:` section). See gateway/redis/redis_client.h.
+  redis::Client* redis();
 
   // ---- For the codec ----
   // Starts handling the request `ds` just parsed: route, request phase, backend.

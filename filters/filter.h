@@ -72,6 +72,9 @@ struct FilterParseContext {
   std::string name;        // the filter's name as written
   std::string config_dir;  // directory of the config file, for relative paths
   bool global = false;     // in the global `filters:` list (else a route's)
+  // The config being loaded, with its top-level settings (`redis:`, `api_keys:`,
+  // `usage_plans:`) already read — for cross-checks only: never keep the pointer.
+  const config::Config* config = nullptr;
 };
 
 // Returns null when there were errors (already reported through the reader).

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/admin/config_json.h"
+#include "gateway/admin/usage.h"
 #include "gateway/http/h1_parser.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
@@ -68,6 +69,14 @@ class AdminServer::Connection {
   }
 
   const std::string& authorization() const { return authorization_; }
+
+  // The answer to a GET /usage that was waiting for Redis.
+  void usageAnswered(uint16_t status, const std::string& body) {
+    if (state_ != State::kWaiting) return;
+    state_ = State::kReadHead;
+    respond(status, "application/json", body);
+    if (state_ == State::kReadHead) process();
+  }
 
  private:
   enum class State : uint8_t { kReadHead, kReadBody, kWaiting, kClosing };
@@ -129,6 +138,7 @@ class AdminServer::Connection {
       // Copy what is needed: the head's views die with the bytes erased below.
       method_.assign(head_.method);
       path_.assign(head_.path);
+      query_.assign(head_.query);
       authorization_.clear();
       for (size_t i = 0; i < head_.header_count; ++i) {
         if (http::iequals(head_.headers[i].name, "authorization")) {
@@ -171,8 +181,8 @@ class AdminServer::Connection {
       if (host.ready()) return respond(200, "application/json", "{\"status\":\"ready\"}\n");
       return respond(503, "application/json", "{\"status\":\"draining\"}\n");
     }
-    bool known =
-        path_ == "/metrics" || path_ == "/config" || path_ == "/routes" || path_ == "/reload";
+    bool known = path_ == "/metrics" || path_ == "/config" || path_ == "/routes" ||
+                 path_ == "/reload" || path_ == "/usage";
     if (!known) return respond(404, "application/json", jsonMessage("Not Found"));
     if (!server_.authorized(*this)) {
       return respond(401, "application/json", jsonMessage("Unauthorized"),
@@ -196,6 +206,22 @@ class AdminServer::Connection {
     std::shared_ptr<const config::Config> config = host.currentConfig();
     if (path_ == "/config") {
       return respond(200, "application/json", configJson(*config, host.generation()));
+    }
+    if (path_ == "/usage") {
+      uint16_t status = 0;
+      std::string body;
+      AdminServer* server = &server_;
+      uint64_t id = id_;
+      auto done = [server, id](uint16_t status, const std::string& body) {
+        auto it = server->connections_.find(id);
+        if (it != server->connections_.end()) it->second->usageAnswered(status, body);
+      };
+      state_ = State::kWaiting;  // `done` may run before handle() returns
+      if (server_.usage_->handle(*config, query_, status, body, done)) {
+        state_ = State::kReadHead;
+        return respond(status, "application/json", body);
+      }
+      return;
     }
     respond(200, "application/json", routesJson(*config));
   }
@@ -269,10 +295,12 @@ class AdminServer::Connection {
   http::RequestHead head_;
   std::string method_;
   std::string path_;
+  std::string query_;
   std::string authorization_;
 };
 
-AdminServer::AdminServer(event_base* base, AdminHost& host) : base_(base), host_(host) {
+AdminServer::AdminServer(event_base* base, AdminHost& host)
+    : base_(base), host_(host), usage_(std::make_unique<UsageEndpoint>(base)) {
   reap_ev_ = event_new(
       base_, -1, 0,
       [](evutil_socket_t, short, void* arg) { static_cast<AdminServer*>(arg)->dead_.clear(); },
@@ -283,6 +311,7 @@ AdminServer::~AdminServer() {
   stopListening();
   connections_.clear();
   dead_.clear();
+  usage_.reset();
   event_free(reap_ev_);
 }
 

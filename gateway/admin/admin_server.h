@@ -1,5 +1,5 @@
 // The admin listener: a small HTTP/1.1 server for operators (/metrics, /healthz, /ready,
-// /config, /routes, POST /reload). It runs on the main thread's event loop and never on
+// /config, /routes, /usage, POST /reload). It runs on the main thread's event loop and never on
 // a worker, so a slow scrape or a reload cannot delay a request; it parses with the same
 // strict HTTP/1 parser as the proxy. It never shows the admin token.
 #pragma once
@@ -17,6 +17,8 @@ struct event;
 struct event_base;
 
 namespace sluice {
+
+class UsageEndpoint;
 
 // What the admin listener asks of the process (the server implements it).
 class AdminHost {
@@ -70,6 +72,7 @@ class AdminServer {
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<std::unique_ptr<Connection>> dead_;
   event* reap_ev_ = nullptr;
+  std::unique_ptr<UsageEndpoint> usage_;  // GET /usage
 };
 
 }  // namespace sluice

@@ -39,6 +39,28 @@ json backend(const config::Config& config, const config::Route& r) {
   return {{"type", "response"}, {"status", r.response.status}};
 }
 
+json throttle(const config::Throttle& t) { return {{"rate", t.rate}, {"burst", t.burst}}; }
+
+json usagePlans(const config::Config& config) {
+  json plans = json::object();
+  for (const auto& [name, p] : config.usage_plans) {
+    json plan = json::object();
+    if (p.throttle.set) plan["throttle"] = throttle(p.throttle);
+    if (p.quota.set) {
+      static const char* const kPeriods[] = {"DAY", "WEEK", "MONTH"};
+      size_t i = static_cast<size_t>(p.quota.period);
+      plan["quota"] = {{"limit", p.quota.limit},
+                       {"period", i < 3 ? json(kPeriods[i]) : json(duration(p.quota.length))},
+                       {"offset", p.quota.offset}};
+    }
+    for (const auto& [route, t] : p.route_throttles) {
+      plan["routes"][route] = {{"throttle", throttle(t)}};
+    }
+    plans[name] = plan;
+  }
+  return plans;
+}
+
 }  // namespace
 
 std::string configJson(const config::Config& config, uint64_t generation) {
@@ -60,6 +82,32 @@ std::string configJson(const config::Config& config, uint64_t generation) {
     if (!config.admin.token.empty()) admin["token"] = kRedacted;
     c["admin"] = admin;
   }
+  if (config.redis.enabled) {
+    const config::Redis& r = config.redis;
+    json redis{{"url", r.url}};  // already without its password
+    if (!r.username.empty()) redis["username"] = r.username;
+    if (!r.password.empty()) redis["password"] = kRedacted;
+    redis["db"] = r.db;
+    redis["connect_timeout"] = duration(r.connect_timeout);
+    redis["command_timeout"] = duration(r.command_timeout);
+    redis["pool"] = r.pool;
+    if (r.tls) {
+      redis["tls"] = {{"ca", r.tls_ca.empty() ? json(nullptr) : json(r.tls_ca)},
+                      {"verify", r.tls_verify}};
+    }
+    c["redis"] = redis;
+  }
+  // API keys by name and plan only: never a key, never a key's hash.
+  if (!config.api_keys.empty()) {
+    json keys = json::array();
+    for (const config::ApiKey& k : config.api_keys) {
+      keys.push_back({{"name", k.name},
+                      {"usage_plan", k.usage_plan.empty() ? json(nullptr) : json(k.usage_plan)},
+                      {"enabled", k.enabled}});
+    }
+    c["api_keys"] = keys;
+  }
+  if (!config.usage_plans.empty()) c["usage_plans"] = usagePlans(config);
   json services = json::object();
   for (const auto& [name, s] : config.services) {
     json endpoints = json::array();

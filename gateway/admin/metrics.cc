@@ -321,6 +321,37 @@ std::string MetricsRegistry::render(const config::Config& current) const {
   renderRequests(out);
   renderUpstream(out);
   renderGauges(out);
+  if (current.redis.enabled) {
+    // The Redis client's counters (gateway/redis), summed over workers.
+    uint64_t outcomes[4] = {0, 0, 0, 0};
+    uint64_t reconnects = 0;
+    int64_t connected = 0;
+    for (const auto& w : workers_) {
+      const RedisMetrics& r = w->process->redis;
+      outcomes[0] += r.replies.get();
+      outcomes[1] += r.errors.get();
+      outcomes[2] += r.timeouts.get();
+      outcomes[3] += r.unavailable.get();
+      reconnects += r.reconnects.get();
+      connected += r.connected.get();
+    }
+    appendHeader(out, "sluice_redis_commands_total", "counter",
+                 "Redis commands by outcome (reply, error reply, timeout, unavailable).");
+    const char* kOutcomes[] = {"reply", "error", "timeout", "unavailable"};
+    for (size_t i = 0; i < 4; ++i) {
+      out.append("sluice_redis_commands_total{");
+      appendLabel(out, "outcome", kOutcomes[i]);
+      out.push_back('}');
+      appendValue(out, outcomes[i]);
+    }
+    appendHeader(out, "sluice_redis_connected", "gauge", "Redis connections ready now.");
+    out.append("sluice_redis_connected");
+    appendValue(out, connected);
+    appendHeader(out, "sluice_redis_reconnects_total", "counter",
+                 "Redis connections made again after a failure.");
+    out.append("sluice_redis_reconnects_total");
+    appendValue(out, reconnects);
+  }
   // A factory used by several routes (a global filter) appears once.
   std::set<const FilterFactory*> seen;
   std::string filters;

@@ -85,9 +85,20 @@ struct ListenerMetrics {
   Gauge active;
 };
 
+// One worker's Redis client(s) (gateway/redis): outcomes of commands, connections.
+struct RedisMetrics {
+  Counter replies;      // a reply (not an error reply)
+  Counter errors;       // a Redis error reply
+  Counter timeouts;     // no reply within command_timeout
+  Counter unavailable;  // not connected, or the connection was lost
+  Counter reconnects;   // connections (re)established after the first
+  Gauge connected;      // connections ready now
+};
+
 // Process-wide per-worker values.
 struct WorkerMetrics {
   Gauge streams_active;
+  RedisMetrics redis;
 };
 
 // What one worker needs to count the requests of one config snapshot: pointers into

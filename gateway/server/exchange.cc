@@ -37,6 +37,7 @@ void RequestContext::clear() {
   usage_plan.clear();
   principal.clear();
   values.clear();
+  secret_query_param = {};
 }
 
 Exchange::Exchange() : hold_(evbuffer_new()) {}
@@ -141,6 +142,10 @@ void Exchange::runRequest() {
   }
   dispatch();
 }
+
+limits::Limiter* Exchange::limiter() { return worker().limiterFor(config_.get()); }
+
+redis::Client* Exchange::redis() { return worker().redisFor(config_.get()); }
 
 void Exchange::limitRequestBody(uint64_t max) {
   if (ds_) ds_->limitBody(route_ ? std::min<uint64_t>(route_->max_body, max) : max);

@@ -218,6 +218,7 @@ void Http1Connection::finishStream() {
 void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
   if (state_ != State::kWaitingHead && state_ != State::kActive) return;
   if (!stream_) stream_ = Http1Stream::acquire(this);
+  if (!stream_->exchange_.active()) worker_.requestRefused(status);
   stream_->close_after_ = true;
   state_ = State::kActive;
   stream_->sendLocalReply(status, message);

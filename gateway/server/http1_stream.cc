@@ -102,6 +102,7 @@ bool Http1Stream::parseHead() {
     LOG_DEBUG("refused request from %s: %s", conn_->client_ip_, r.error ? r.error : "");
     close_after_ = true;
     uint16_t status = r.error_status ? r.error_status : 400;
+    conn_->worker_.requestRefused(status);
     sendLocalReply(status, io::reasonPhrase(status));
     return false;
   }

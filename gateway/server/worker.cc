@@ -11,6 +11,8 @@
 #include <set>
 
 #include "filters/filter.h"
+#include "gateway/limits/limiter.h"
+#include "gateway/redis/redis_client.h"
 #include "gateway/server/http1_connection.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
@@ -107,6 +109,9 @@ void Worker::reapAll() {
 
 void Worker::post(std::function<void()> fn) { mailbox_->post(std::move(fn)); }
 
+// Out of line: the header only forward-declares Limiter.
+Worker::Snapshot::~Snapshot() = default;
+
 std::shared_ptr<Worker::Snapshot> Worker::makeSnapshot(Plan& plan) {
   auto owned = std::make_unique<Snapshot>();
   owned->config = plan.config;
@@ -124,6 +129,15 @@ std::shared_ptr<Worker::Snapshot> Worker::makeSnapshot(Plan& plan) {
     const config::Route& r = cfg.routes[i];
     if (r.kind == config::BackendKind::kService) owned->route_pools[i] = by_name.at(r.service);
   }
+  if (cfg.redis.enabled) {
+    // Made on this worker's base (before start(), the thread does not run yet).
+    if (current_ && current_->redis && current_->config->redis.sameAs(cfg.redis)) {
+      owned->redis = current_->redis;
+    } else {
+      owned->redis = redis::makeClient(base_, cfg.redis, &metrics_.redis);
+    }
+  }
+  owned->limiter = limits::makeLimiter(owned->redis.get());
   live_.push_back(owned.get());
   // The last stream of an old snapshot may end deep inside a callback of one of its
   // pools' connections: the snapshot dies on the next loop iteration, not there.
@@ -245,6 +259,14 @@ Worker::Snapshot* Worker::snapshotFor(const config::Config* config) {
 
 ServicePool* Worker::poolForRoute(const config::Config* config, size_t route_id) {
   return snapshotFor(config)->route_pools[route_id];
+}
+
+limits::Limiter* Worker::limiterFor(const config::Config* config) {
+  return snapshotFor(config)->limiter.get();
+}
+
+redis::Client* Worker::redisFor(const config::Config* config) {
+  return snapshotFor(config)->redis.get();
 }
 
 void Worker::streamEnded(const config::Config* config, size_t route_id, std::string_view method,

@@ -27,6 +27,12 @@ namespace sluice {
 class Http1Connection;
 class Mailbox;
 class ServicePool;
+namespace limits {
+class Limiter;
+}
+namespace redis {
+class Client;
+}
 
 class Worker {
  public:
@@ -74,11 +80,20 @@ class Worker {
   // The service pool of a route in the stream's own snapshot `config` (which may be
   // older than the current one); null for non-service routes.
   ServicePool* poolForRoute(const config::Config* config, size_t route_id);
+  // The token-bucket limiter of the stream's snapshot `config` (rate_limit, api_key).
+  limits::Limiter* limiterFor(const config::Config* config);
+  // The Redis client of the stream's snapshot `config`; null without `redis:`.
+  redis::Client* redisFor(const config::Config* config);
 
   // Metrics hooks of the stream's life. `route_id` is SIZE_MAX when no route matched.
   void streamStarted() { metrics_.streams_active.add(1); }
   void streamEnded(const config::Config* config, size_t route_id, std::string_view method,
                    uint16_t status, uint64_t duration_us);
+
+  // A request the codec refused before it reached the router (malformed head, 408, 414,
+  // 431): counted under the "(none)" route, method OTHER, so that /metrics shows broken
+  // clients and probes although no stream ran.
+  void requestRefused(uint16_t status) { current_->metrics.no_route->record("OTHER", status, 0); }
 
   // Scratch space for building heads: one per worker, reused for every request.
   std::string& scratch() { return scratch_; }
@@ -108,6 +123,11 @@ class Worker {
     SnapshotMetrics metrics;
     std::vector<std::unique_ptr<ServicePool>> pools;
     std::vector<ServicePool*> route_pools;  // by route id; null for non-service routes
+    // Shared with the next snapshot when its `redis:` is the same (no reconnect on
+    // reload). Declared before the users of it, so it dies after them.
+    std::shared_ptr<redis::Client> redis;
+    std::unique_ptr<limits::Limiter> limiter;
+    ~Snapshot() override;
   };
 
   void run();

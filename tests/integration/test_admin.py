@@ -124,6 +124,21 @@ class Endpoints(AdminTestCase):
         self.assertEqual([v for _, v in les], sorted(v for _, v in les))
         self.assertGreater(metric(m, hist + "_sum", route="ping"), 0)
 
+    def test_requests_refused_by_the_codec_are_counted(self):
+        # No route ever sees these, but an operator must see them in /metrics.
+        bad = [b"GET /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n",          # 400: ambiguous framing
+               b"GET /ping HTTP/1.1\r\n\r\n",                    # 400: no Host
+               b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"]  # 414
+        for raw in bad:
+            c = self.client(self.s)
+            c.send(raw)
+            self.assertIn(c.read_response().status, (400, 414))
+            c.close()
+        _, m = fetch_metrics(self.admin)
+        self.assertEqual(metric(m, "sluice_requests_total", route="(none)", method="OTHER",
+                                status_class="4xx"), 3)
+
     def test_latency_lands_in_the_right_bucket(self):
         c = self.client(self.s)
         self.assertEqual(c.request("GET", "/api/delay/150").status, 200)

@@ -449,7 +449,7 @@ bogus: 1
                           "number has no unit)",
                           "test.yaml:6:1: unknown key 'bogus'; allowed keys: workers, "
                           "drain_timeout, listeners, services, routes, filters, plugins, "
-                          "admin, watch"));
+                          "admin, watch, api_keys, usage_plans, redis"));
 }
 
 TEST(Errors, SameShapeWithDifferentHostsOrMethodsIsFine) {
