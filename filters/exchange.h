@@ -57,6 +57,12 @@ class Exchange final : public Downstream {
   std::string_view query() const override { return ds_->query(); }
   bool hasQuery() const override { return ds_->hasQuery(); }
   std::string_view clientIp() const override { return ds_->clientIp(); }
+  // The client as far as we can tell: the address ip_filter read from X-Forwarded-For
+  // behind a trusted proxy (context value "client_ip"), else the connection's peer.
+  std::string_view clientAddress() const {
+    auto it = context_.values.find(std::string_view("client_ip"));
+    return it != context_.values.end() ? std::string_view(it->second) : clientIp();
+  }
   std::string_view scheme() const override { return ds_->scheme(); }
   HeaderList& requestHeaders() { return request_headers_; }
   const HeaderList& requestHeaders() const { return request_headers_; }

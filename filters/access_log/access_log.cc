@@ -95,8 +95,8 @@ class AccessLogFilter final : public Filter, public FilterFactory {
     const std::string_view ua = ua_header ? ua_header->value : std::string_view();
     const RequestContext& ctx = x.context();
     const size_t variable = ctx.request_id.size() + x.routeName().size() + head.method.size() +
-                            head.path.size() + head.query.size() + x.clientIp().size() + ua.size() +
-                            ctx.api_key_name.size();
+                            head.path.size() + head.query.size() + x.clientAddress().size() +
+                            ua.size() + ctx.api_key_name.size();
     char* const start = t_line.reserve(kFixedSize + kMaxEscapedPerByte * variable);
     char* p = start;
     p = put(p, "{\"time\":\"");
@@ -130,7 +130,7 @@ class AccessLogFilter final : public Filter, public FilterFactory {
       p = writeMillis(p, static_cast<uint64_t>(x.upstreamMicros()));
     }
     p = put(p, ",\"client\":");
-    p = putString(p, x.clientIp(), false);
+    p = putString(p, x.clientAddress(), false);
     p = put(p, ",\"user_agent\":");
     p = ua_header ? putString(p, ua, false) : put(p, "null");
     p = put(p, ",\"api_key\":");

@@ -221,7 +221,7 @@ bool RateLimitCall::buildKey(Exchange& x, size_t i, std::string& key) {
     key.push_back(':');
     switch (d.kind) {
       case Descriptor::Kind::kClientIp:
-        rate_limit::appendEscaped(key, x.clientIp());
+        rate_limit::appendEscaped(key, x.clientAddress());
         break;
       case Descriptor::Kind::kApiKey:
         if (x.context().api_key_name.empty()) return false;

@@ -45,6 +45,11 @@ CONFIG = """
         response: {status: 200, body: "shh"}
         filters:
           - access_log: {disabled: true}
+      - name: proxied
+        match: {path: /proxied}
+        response: {status: 200, body: "ok"}
+        filters:
+          - ip_filter: {deny: [192.0.2.66], trusted_proxies: [127.0.0.1]}
       - name: other
         match: {path: /other}
         response: {status: 201, body: "elsewhere"}
@@ -128,6 +133,13 @@ class AccessLogLines(AccessLogTestCase):
         self.assertEqual(line["client"], "127.0.0.1")
         self.assertEqual(line["user_agent"], 'probe "quoted" \\ caf\u00e9')
         self.assertIsNone(line["api_key"])
+
+    def test_client_behind_a_trusted_proxy(self):
+        # ip_filter read the client from X-Forwarded-For; the log names that client.
+        r = self.client(self.sluice).request(
+            "GET", "/proxied", headers=[("X-Forwarded-For", "203.0.113.9, 127.0.0.1")])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.one_line()["client"], "203.0.113.9")
 
     def test_generated_request_id_matches_the_response(self):
         c = self.client(self.sluice)

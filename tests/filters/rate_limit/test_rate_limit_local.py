@@ -27,6 +27,8 @@ CONFIG = """
     admin:
       address: 127.0.0.1:@ADMIN@
     filters:
+      # Before rate_limit: it resolves client_ip behind a trusted proxy (127.0.0.1).
+      - ip_filter: {deny: [192.0.2.66], trusted_proxies: [127.0.0.1]}
       - rate_limit: {rate: 0.01, burst: 3, key: [route], name: per-route}
     routes:
       - name: basic
@@ -34,6 +36,11 @@ CONFIG = """
         response: {status: 200, body: ok}
         filters:
           - rate_limit: {rate: 0.01, burst: 3, key: [client_ip]}
+      - name: behind-proxy
+        match: {path: /behind-proxy}
+        response: {status: 200, body: ok}
+        filters:
+          - rate_limit: {rate: 0.01, burst: 2, key: [client_ip]}
       - name: by-header
         match: {path: /by-header}
         response: {status: 200, body: ok}
@@ -113,6 +120,21 @@ class RateLimitLocal(SluiceTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertFields(r, 3, left)
         self.assertEqual(self.get("/basic", source="127.0.0.2").status, 429)
+
+    def test_client_ip_behind_a_trusted_proxy(self):
+        # ip_filter resolved the client from X-Forwarded-For: one bucket per real client,
+        # not one for the proxy they all come through.
+        xff = lambda ip: [("X-Forwarded-For", ip)]
+        for _ in range(2):
+            self.assertEqual(self.get("/behind-proxy", xff("198.51.100.1")).status, 200)
+        self.assertEqual(self.get("/behind-proxy", xff("198.51.100.1")).status, 429)
+        self.assertEqual(self.get("/behind-proxy", xff("198.51.100.2")).status, 200)
+        # From an untrusted peer the header is not read: the peer's own bucket.
+        for _ in range(2):
+            self.assertEqual(self.get("/behind-proxy", xff("198.51.100.3"),
+                                      source="127.0.0.5").status, 200)
+        self.assertEqual(self.get("/behind-proxy", xff("198.51.100.4"),
+                                  source="127.0.0.5").status, 429)
 
     def test_per_header_and_missing_header(self):
         for _ in range(2):
