@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "filters/access_log/line_queue.h"
+#include "gateway/admin/metrics.h"
 #include "gateway/server/log.h"
 
 namespace sluice::access_log {
@@ -350,19 +351,6 @@ struct QueueCache {
 };
 thread_local QueueCache t_queues;
 
-void appendLabel(std::string& out, std::string_view value) {
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
-}
-
 }  // namespace
 
 std::shared_ptr<LogWriter> LogWriter::forOutput(const std::string& output) {
@@ -426,7 +414,7 @@ void LogWriter::appendMetrics(std::string& out) {
       "# TYPE sluice_access_log_lines_total counter\n");
   for (const auto& w : live) {
     out.append("sluice_access_log_lines_total{output=\"");
-    appendLabel(out, w->output());
+    metrics::appendEscapedLabel(out, w->output());
     out.append("\"} ").append(std::to_string(w->lines())).push_back('\n');
   }
   out.append(
@@ -435,7 +423,7 @@ void LogWriter::appendMetrics(std::string& out) {
       "# TYPE sluice_access_log_dropped_total counter\n");
   for (const auto& w : live) {
     out.append("sluice_access_log_dropped_total{output=\"");
-    appendLabel(out, w->output());
+    metrics::appendEscapedLabel(out, w->output());
     out.append("\"} ").append(std::to_string(w->dropped())).push_back('\n');
   }
 }

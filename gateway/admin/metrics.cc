@@ -27,20 +27,9 @@ double wallSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-// Label values are names and addresses, but escape anyway: one bad byte would make the
-// whole exposition unreadable.
 void appendLabel(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append("=\"");
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
+  metrics::appendEscapedLabel(out, value);
   out.push_back('"');
 }
 

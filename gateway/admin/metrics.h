@@ -56,6 +56,22 @@ inline constexpr size_t kBucketCount = std::size(kBucketsUs) + 1;
 
 size_t methodIndex(std::string_view method);
 
+// Appends `value` escaped for a label value of the Prometheus text format. Label values
+// are names and paths, but one stray quote or newline would make the whole exposition
+// unreadable. Inline so that filters can render their own series without the engine.
+inline void appendEscapedLabel(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
 // Label of requests that matched no route (not a valid route name, so no clash).
 inline constexpr std::string_view kNoRoute = "(none)";
 

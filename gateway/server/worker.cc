@@ -76,17 +76,23 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+// Each filter factory of the current snapshot once (global filters also sit in every
+// route's chain).
+void Worker::startFilters() {
+  std::set<const FilterFactory*> seen;
+  auto each = [&](const auto& chain) {
+    for (const auto& f : chain) {
+      if (seen.insert(f.get()).second) f->startWorker(*this);
+    }
+  };
+  each(config_->global_chain);
+  for (const config::Route& r : config_->routes) each(r.chain);
+}
+
 void Worker::run() {
   if (!filters_started_) {
     filters_started_ = true;
-    std::set<const FilterFactory*> seen;
-    auto each = [&](const auto& chain) {
-      for (const auto& f : chain) {
-        if (seen.insert(f.get()).second) f->startWorker(*this);
-      }
-    };
-    each(config_->global_chain);
-    for (const config::Route& r : config_->routes) each(r.chain);
+    startFilters();
   }
   event_base_dispatch(base_);
   // Closing connections here (rather than in the destructor on another thread) keeps
@@ -237,14 +243,7 @@ void Worker::apply(Plan plan, std::function<void()> done) {
       return;
     }
     install(*shared);
-    std::set<const FilterFactory*> seen;
-    auto each = [&](const auto& chain) {
-      for (const auto& f : chain) {
-        if (seen.insert(f.get()).second) f->startWorker(*this);
-      }
-    };
-    each(config_->global_chain);
-    for (const config::Route& r : config_->routes) each(r.chain);
+    startFilters();
     done();
   });
 }

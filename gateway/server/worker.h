@@ -131,6 +131,7 @@ class Worker {
   };
 
   void run();
+  void startFilters();
   static void onAccept(evutil_socket_t fd, short what, void* arg);
   static void onReap(evutil_socket_t fd, short what, void* arg);
   void install(Plan& plan);
