@@ -102,12 +102,55 @@ def write_config(directory, text, name="sluice.yaml", **subst):
     return path
 
 
+def _listening_inodes(port):
+    """Socket inodes of TCP sockets listening on `port` (any address), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except OSError:
+            pass
+    return inodes
+
+
+def pid_listens_on(pid, port):
+    """True if process `pid` itself holds a socket listening on `port`. A free_port()
+    number can be taken by another test's process between probe and bind (ctest runs
+    tests in parallel), so "something accepts on the port" does not mean "ours does"."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def wait_for_port(host, port, timeout, proc=None):
-    """True once host:port accepts a TCP connection; False on timeout or if proc died."""
+    """True once host:port accepts a TCP connection (and, given proc, once proc itself
+    listens there); False on timeout or if proc died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
+        if proc is not None and not pid_listens_on(proc.pid, port):
+            time.sleep(0.02)
+            continue
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
