@@ -37,9 +37,18 @@ struct SocketAddress {
   socklen_t len = 0;
 };
 
+// API Gateway's stage, as function events carry it (`stage`, `stageVariables`). Set on
+// a listener and/or a route; the route's wins. `set` false = not given here.
+struct Stage {
+  bool set = false;
+  std::string name = "$default";
+  std::vector<std::pair<std::string, std::string>> variables;  // sorted by name
+};
+
 struct Listener {
   std::string name;
   SocketAddress address;
+  Stage stage;
   Duration header_timeout{10'000};    // whole request head must arrive in this time → 408
   Duration idle_timeout{60'000};      // keep-alive connection with no request → closed
   uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses
@@ -64,7 +73,60 @@ struct StaticResponse {
   std::string body;
 };
 
-enum class BackendKind { kService, kResponse };
+enum class FunctionRuntime { kProcess, kLambda };
+enum class PayloadFormat { kV1, kV2 };  // API Gateway payload format "1.0" / "2.0"
+
+// A `functions:` entry: a Lambda-style function reached through the Lambda Invoke API
+// (kLambda) or run by sluice itself behind the Lambda Runtime API (kProcess).
+struct Function {
+  std::string name;
+  FunctionRuntime runtime = FunctionRuntime::kProcess;
+  PayloadFormat payload_format = PayloadFormat::kV2;
+  Duration timeout{3'000};  // one invocation, end to end → 504
+  uint32_t memory_mb = 128;
+  // Content types whose bodies travel base64-encoded ("image/png", "image/*", "*/*").
+  // Bodies that are not valid UTF-8 are always base64-encoded.
+  std::vector<std::string> binary_media_types;
+
+  // kProcess
+  std::vector<std::string> command;  // argv; relative paths resolve against the config dir
+  std::string handler;               // _HANDLER
+  std::string working_dir;           // LAMBDA_TASK_ROOT and cwd; default: config file's dir
+  std::vector<std::pair<std::string, std::string>> environment;
+  uint32_t max_concurrency = 10;   // busy instances at once
+  uint32_t max_queue = 100;        // requests waiting for an instance; beyond → 429
+  Duration queue_timeout{0};       // longest wait for an instance (0 = until `timeout`)
+  Duration idle_timeout{300'000};  // an idle instance is stopped after this
+  uint32_t min_instances = 0;      // kept warm even when idle
+  Duration init_timeout{10'000};   // start to first /invocation/next
+
+  // kLambda
+  std::string endpoint;  // as written ("https://lambda.us-east-1.amazonaws.com")
+  bool tls = false;
+  std::string host;  // for Host and SNI
+  uint16_t port = 0;
+  SocketAddress address;      // resolved when the config loads
+  std::string function_name;  // name or ARN, as in the invoke path
+  std::string qualifier;      // version or alias; "" = none
+  std::string region = "us-east-1";
+  std::string access_key_id;      // "" = from AWS_ACCESS_KEY_ID at load time
+  std::string secret_access_key;  // never logged or shown
+  std::string session_token;      // never logged or shown
+  bool invocation_event = false;  // `invocation: event` (async, client gets 202)
+  Duration connect_timeout{2'000};
+  uint32_t max_idle_connections = 16;  // per worker
+  bool tls_verify = true;
+  std::string tls_ca;  // CA bundle ("" = system default)
+  Mark mark;
+};
+
+// `function_pricing:` — for the estimated-cost metric.
+struct FunctionPricing {
+  double per_million_requests = 0.20;
+  double per_gb_second = 0.0000166667;
+};
+
+enum class BackendKind { kService, kResponse, kFunction };
 
 struct Route {
   std::string name;
@@ -75,6 +137,8 @@ struct Route {
   // backend (exactly one):
   BackendKind kind = BackendKind::kResponse;
   std::string service;      // kService: key into Config::services
+  std::string function;     // kFunction: key into Config::functions
+  Stage stage;              // for function events (falls back to the listener's)
   StaticResponse response;  // kResponse
   uint64_t max_body = 10ull * 1024 * 1024;
   // The whole filter chain of this route: global filters (minus those the route
@@ -165,6 +229,8 @@ struct Config {
   Duration drain_timeout{15'000};
   std::vector<Listener> listeners;
   std::map<std::string, Service> services;
+  std::map<std::string, Function> functions;
+  FunctionPricing function_pricing;
   std::vector<Route> routes;                     // index == router id
   std::shared_ptr<const router::Router> router;  // compiled from routes
   // Global filters: the chain of requests that match no route.

@@ -18,6 +18,7 @@
 #include "config/api_keys_config.h"
 #include "config/config.h"
 #include "config/filter_chain.h"
+#include "config/function_config.h"
 #include "config/redis_config.h"
 #include "config/yaml_reader.h"
 
@@ -31,18 +32,19 @@ using detail::Reader;
 using detail::Schema;
 
 const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters",
-                        "plugins", "admin", "watch", "api_keys", "usage_plans", "redis"},
-                       {"functions"}};
-const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections"},
-                       {"tls"}};
+                        "plugins", "admin", "watch", "api_keys", "usage_plans", "redis",
+                        "functions", "function_pricing"}};
+const Schema kListener{
+    {"name", "address", "header_timeout", "idle_timeout", "max_connections", "stage"}, {"tls"}};
 const Schema kService{
     {"endpoints", "load_balancer", "connect_timeout", "timeout", "max_idle_connections"}};
-// "function" and "websocket" are backends of the design that are not built yet; they
-// get their own message (readBackend) rather than the generic one.
-const Schema kRoute{{"name", "match", "service", "response", "max_body", "filters"},
-                    {},
-                    false,
-                    {"function", "websocket"}};
+// "websocket" is a backend of the design that is not built yet; it gets its own
+// message (readBackend) rather than the generic one.
+const Schema kRoute{
+    {"name", "match", "service", "function", "response", "max_body", "filters", "stage"},
+    {},
+    false,
+    {"websocket"}};
 const Schema kMatch{{"methods", "path", "host"}};
 const Schema kResponse{{"status", "headers", "body"}};
 const Schema kFreeForm{{}, {}, true};
@@ -98,6 +100,7 @@ class Loader {
   void readResponse(const Field& field, StaticResponse& out);
   std::string readName(const Field& field);
   void checkServiceNames();
+  void checkFunctionNames();
   void buildRouter();
 
   void composeChains();
@@ -114,6 +117,7 @@ class Loader {
     std::string name;
   };
   std::vector<ServiceRef> service_refs_;
+  std::vector<ServiceRef> function_refs_;
 };
 
 std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
@@ -126,6 +130,12 @@ std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
   }
   if (const Field* f = reader_.required(top, fields, "listeners")) readListeners(*f);
   if (const Field* f = fields.get("services")) readServices(*f);
+  if (const Field* f = fields.get("functions")) {
+    detail::readFunctions(reader_, *f, config_dir_, config_->functions);
+  }
+  if (const Field* f = fields.get("function_pricing")) {
+    detail::readFunctionPricing(reader_, *f, config_->function_pricing);
+  }
   if (const Field* f = fields.get("admin")) {
     detail::readAdmin(reader_, *f, config_->listeners, config_->admin);
   }
@@ -151,6 +161,7 @@ std::shared_ptr<Config> Loader::load(const YAML::Node& root) {
   if (const Field* f = reader_.required(top, fields, "routes")) readRoutes(*f);
   detail::checkUsagePlanRoutes(reader_, *config_);
   checkServiceNames();
+  checkFunctionNames();
   buildRouter();
   composeChains();
   return config_;
@@ -251,6 +262,7 @@ bool Loader::readListener(const Field& item, Listener& out, ListenerMarks& marks
     int64_t value = 0;
     if (reader_.integer(*f, 1, UINT32_MAX, value)) out.max_connections = value;
   }
+  if (const Field* f = fields.get("stage")) detail::readStage(reader_, *f, out.stage);
   return ok;
 }
 
@@ -344,6 +356,12 @@ bool Loader::readRoute(const Field& item, Route& out, Mark& name_mark) {
   if (const Field* f = reader_.required(item, fields, "match")) routable = readMatch(*f, out);
   readBackend(item, fields, out);
   if (const Field* f = fields.get("max_body")) reader_.size(*f, out.max_body);
+  if (const Field* f = fields.get("stage")) {
+    if (out.kind != BackendKind::kFunction) {
+      reader_.error(f->key, "'stage' applies to routes with a 'function' backend");
+    }
+    detail::readStage(reader_, *f, out.stage);
+  }
   return routable;
 }
 
@@ -413,24 +431,36 @@ bool Loader::readMethods(const Field& field, Route& out) {
 
 void Loader::readBackend(const Field& item, const Fields& fields, Route& out) {
   bool unsupported = false;
-  for (std::string_view name : {"function", "websocket"}) {
-    if (const Field* f = fields.get(name)) {
-      reader_.error(
-          f->key, "backend '" + std::string(name) + "' is not supported by this version of sluice");
-      unsupported = true;
-    }
+  if (const Field* f = fields.get("websocket")) {
+    reader_.error(f->key, "backend 'websocket' is not supported by this version of sluice");
+    unsupported = true;
   }
   const Field* service = fields.get("service");
+  const Field* function = fields.get("function");
   const Field* response = fields.get("response");
-  if (service != nullptr && response != nullptr) {
-    Mark a = Reader::markOf(service->key);
-    Mark b = Reader::markOf(response->key);
-    const Field* later =
-        std::tie(a.line, a.column) > std::tie(b.line, b.column) ? service : response;
-    reader_.error(later->key, "a route has exactly one backend: 'service' or 'response', not both");
+  std::vector<const Field*> given;
+  for (const Field* f : {service, function, response}) {
+    if (f != nullptr) given.push_back(f);
+  }
+  if (given.size() > 1) {
+    auto later = [](const Field* a, const Field* b) {
+      Mark x = Reader::markOf(a->key);
+      Mark y = Reader::markOf(b->key);
+      return std::tie(x.line, x.column) < std::tie(y.line, y.column);
+    };
+    std::sort(given.begin(), given.end(), later);
+    reader_.error(given.back()->key,
+                  "a route has exactly one backend: 'service', 'function' or 'response', not "
+                  "several");
     return;
   }
-  if (service != nullptr) {
+  if (function != nullptr) {
+    out.kind = BackendKind::kFunction;
+    if (std::optional<std::string> name = reader_.string(*function)) {
+      out.function = *name;
+      function_refs_.push_back({*function, *name});
+    }
+  } else if (service != nullptr) {
     out.kind = BackendKind::kService;
     if (std::optional<std::string> name = reader_.string(*service)) {
       out.service = *name;
@@ -440,7 +470,7 @@ void Loader::readBackend(const Field& item, const Fields& fields, Route& out) {
     out.kind = BackendKind::kResponse;
     readResponse(*response, out.response);
   } else if (!unsupported) {
-    reader_.error(item, "missing backend: a route needs 'service' or 'response'");
+    reader_.error(item, "missing backend: a route needs 'service', 'function' or 'response'");
   }
 }
 
@@ -492,6 +522,19 @@ void Loader::checkServiceNames() {
     reader_.error(ref.field, "unknown service '" + ref.name + "'" +
                                  (known.empty() ? "; no services are defined"
                                                 : "; defined services: " + known));
+  }
+}
+
+void Loader::checkFunctionNames() {
+  for (const ServiceRef& ref : function_refs_) {
+    if (config_->functions.count(ref.name) != 0) continue;
+    std::string known;
+    for (const auto& [name, fn] : config_->functions) {
+      known += (known.empty() ? "" : ", ") + name;
+    }
+    reader_.error(ref.field, "unknown function '" + ref.name + "'" +
+                                 (known.empty() ? "; no functions are defined"
+                                                : "; defined functions: " + known));
   }
 }
 

@@ -47,20 +47,6 @@ bool allDigits(std::string_view s) {
   return true;
 }
 
-bool readCaFile(const std::string& path, std::string& problem) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    problem = "cannot read CA file '" + path + "'";
-    return false;
-  }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    problem = "CA file '" + path + "' holds no PEM certificate";
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 bool parseRedisUrl(std::string_view url, RedisUrl& out, std::string& error) {

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 namespace sluice::config::detail {
 
@@ -402,6 +404,20 @@ bool Reader::address(const Field& field, bool allow_port_zero, SocketAddress& ou
   }
   if (!allow_port_zero && addressPort(out) == 0) {
     error(field, "port 0 is not valid here");
+    return false;
+  }
+  return true;
+}
+
+bool readCaFile(const std::string& path, std::string& problem) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    problem = "cannot read CA file '" + path + "'";
+    return false;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    problem = "CA file '" + path + "' holds no PEM certificate";
     return false;
   }
   return true;

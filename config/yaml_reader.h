@@ -37,6 +37,9 @@ bool isValidName(std::string_view name);
 // An RFC 9110 token (method and header names).
 bool isToken(std::string_view text);
 
+// True if `path` is readable and holds a PEM certificate; else `problem` says why.
+bool readCaFile(const std::string& path, std::string& problem);
+
 // One entry of a YAML map, or one item of a list (then there is no key).
 struct Field {
   std::string name;

@@ -64,6 +64,7 @@ class Exchange final : public Downstream {
     return it != context_.values.end() ? std::string_view(it->second) : clientIp();
   }
   std::string_view scheme() const override { return ds_->scheme(); }
+  std::string_view listenerName() const override { return ds_->listenerName(); }
   HeaderList& requestHeaders() { return request_headers_; }
   const HeaderList& requestHeaders() const { return request_headers_; }
   // The matched route (null when none matched: global filters still run) and params.

@@ -115,6 +115,14 @@ void RouteMetrics::record(std::string_view method, uint16_t status, uint64_t dur
   duration_us.add(duration);
 }
 
+void FunctionMetrics::recordDuration(uint64_t duration, uint32_t memory_mb) {
+  size_t b = 0;
+  while (b < std::size(metrics::kBucketsUs) && duration > metrics::kBucketsUs[b]) ++b;
+  buckets[b].add();
+  duration_us.add(duration);
+  billed_mb_ms.add((duration + 999) / 1000 * memory_mb);
+}
+
 MetricsRegistry::MetricsRegistry(unsigned workers) : start_time_(wallSeconds()) {
   last_reload_time_ = start_time_;
   for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<PerWorker>());
@@ -143,6 +151,12 @@ void MetricsRegistry::grow() {
     while (w->listeners.size() < listener_names_.size()) {
       w->listeners.push_back(std::make_unique<ListenerMetrics>());
     }
+    while (w->functions.size() < function_names_.size()) {
+      w->functions.push_back(std::make_unique<FunctionMetrics>());
+    }
+  }
+  while (function_hosts_.size() < function_names_.size()) {
+    function_hosts_.push_back(std::make_unique<FunctionHostMetrics>());
   }
 }
 
@@ -163,6 +177,13 @@ SnapshotMetrics MetricsRegistry::bind(const config::Config& config, unsigned wor
   }
   for (const config::Listener& l : config.listeners) {
     out.listeners.push_back(w.listeners[slot(listener_slots_, listener_names_, l.name)].get());
+  }
+  for (const auto& [name, fn] : config.functions) {
+    size_t s = slot(function_slots_, function_names_, name);
+    out.functions[name] = w.functions[s].get();
+    if (fn.runtime == config::FunctionRuntime::kProcess) {
+      out.function_hosts[name] = function_hosts_[s].get();
+    }
   }
   return out;
 }
@@ -304,12 +325,151 @@ void MetricsRegistry::renderGauges(std::string& out) const {
   appendDouble(out, start_time_, "%.3f");
 }
 
+void MetricsRegistry::renderFunctions(std::string& out, const config::Config& current) const {
+  if (function_names_.empty()) return;
+  auto sum = [&](size_t f, auto member) {
+    uint64_t n = 0;
+    for (const auto& w : workers_) n += (w->functions[f].get()->*member).get();
+    return n;
+  };
+  auto series = [&](const char* name, size_t f) {
+    out.append(name).append("{");
+    appendLabel(out, "function", function_names_[f]);
+    out.push_back('}');
+  };
+  struct CounterFamily {
+    const char* name;
+    const char* help;
+    Counter FunctionMetrics::*member;
+  };
+  const CounterFamily kCounters[] = {
+      {"sluice_function_invocations_total", "Function invocations (throttled ones included).",
+       &FunctionMetrics::invocations},
+      {"sluice_function_errors_total",
+       "Invocations that ended in a function error, a crash, a malformed reply or a failed "
+       "invoke (502).",
+       &FunctionMetrics::errors},
+      {"sluice_function_throttles_total", "Invocations refused for lack of capacity (429).",
+       &FunctionMetrics::throttles},
+      {"sluice_function_timeouts_total", "Invocations past the function's timeout (504).",
+       &FunctionMetrics::timeouts},
+  };
+  for (const CounterFamily& c : kCounters) {
+    appendHeader(out, c.name, "counter", c.help);
+    for (size_t f = 0; f < function_names_.size(); ++f) {
+      series(c.name, f);
+      appendValue(out, sum(f, c.member));
+    }
+  }
+  appendHeader(out, "sluice_function_duration_seconds", "histogram",
+               "Duration of function invocations (execution time for the process runtime, "
+               "round trip for the lambda runtime).");
+  for (size_t f = 0; f < function_names_.size(); ++f) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < metrics::kBucketCount; ++b) {
+      for (const auto& w : workers_) cumulative += w->functions[f]->buckets[b].get();
+      out.append("sluice_function_duration_seconds_bucket{");
+      appendLabel(out, "function", function_names_[f]);
+      out.push_back(',');
+      char le[32];
+      if (b + 1 < metrics::kBucketCount) {
+        std::snprintf(le, sizeof le, "%g", static_cast<double>(metrics::kBucketsUs[b]) / 1e6);
+      } else {
+        std::snprintf(le, sizeof le, "+Inf");
+      }
+      appendLabel(out, "le", le);
+      out.push_back('}');
+      appendValue(out, cumulative);
+    }
+    series("sluice_function_duration_seconds_sum", f);
+    appendDouble(out, static_cast<double>(sum(f, &FunctionMetrics::duration_us)) / 1e6);
+    series("sluice_function_duration_seconds_count", f);
+    appendValue(out, cumulative);
+  }
+  appendHeader(out, "sluice_function_concurrent_executions", "gauge",
+               "Invocations in flight (process runtime: instances running one).");
+  for (size_t f = 0; f < function_names_.size(); ++f) {
+    int64_t n = 0;
+    for (const auto& w : workers_) n += w->functions[f]->in_flight.get();
+    series("sluice_function_concurrent_executions", f);
+    appendValue(out, n);
+  }
+  appendHeader(out, "sluice_function_billed_gb_seconds_total", "counter",
+               "Billed GB-seconds: each duration rounded up to 1 ms, times memory_mb / 1024.");
+  for (size_t f = 0; f < function_names_.size(); ++f) {
+    series("sluice_function_billed_gb_seconds_total", f);
+    appendDouble(out, static_cast<double>(sum(f, &FunctionMetrics::billed_mb_ms)) / 1024.0 / 1000.0,
+                 "%.9g");
+  }
+  appendHeader(out, "sluice_function_estimated_cost_dollars_total", "counter",
+               "Estimated Lambda cost: requests and GB-seconds at function_pricing's prices.");
+  const config::FunctionPricing& price = current.function_pricing;
+  for (size_t f = 0; f < function_names_.size(); ++f) {
+    double gbs = static_cast<double>(sum(f, &FunctionMetrics::billed_mb_ms)) / 1024.0 / 1000.0;
+    double requests = static_cast<double>(sum(f, &FunctionMetrics::invocations) -
+                                          sum(f, &FunctionMetrics::throttles));
+    series("sluice_function_estimated_cost_dollars_total", f);
+    appendDouble(out, requests * price.per_million_requests / 1e6 + gbs * price.per_gb_second,
+                 "%.9g");
+  }
+  struct HostFamily {
+    const char* name;
+    const char* type;
+    const char* help;
+    bool gauge;
+    Counter FunctionHostMetrics::*counter;
+    Gauge FunctionHostMetrics::*value;
+  };
+  const HostFamily kHost[] = {
+      {"sluice_function_cold_starts_total", "counter", "Instances started (process runtime).",
+       false, &FunctionHostMetrics::cold_starts, nullptr},
+      {"sluice_function_instance_crashes_total", "counter",
+       "Instances that exited on their own (process runtime).", false,
+       &FunctionHostMetrics::crashes, nullptr},
+      {"sluice_function_instances_killed_total", "counter",
+       "Instances stopped by sluice: timeout, memory, idle, reload (process runtime).", false,
+       &FunctionHostMetrics::killed, nullptr},
+      {"sluice_function_instances", "gauge", "Instances alive (process runtime).", true, nullptr,
+       &FunctionHostMetrics::instances},
+      {"sluice_function_queued", "gauge", "Invocations waiting for an instance (process runtime).",
+       true, nullptr, &FunctionHostMetrics::queued},
+  };
+  for (const HostFamily& h : kHost) {
+    appendHeader(out, h.name, h.type, h.help);
+    for (size_t f = 0; f < function_names_.size(); ++f) {
+      auto it = current.functions.find(function_names_[f]);
+      if (it == current.functions.end() ||
+          it->second.runtime != config::FunctionRuntime::kProcess) {
+        continue;
+      }
+      series(h.name, f);
+      if (h.gauge) {
+        appendValue(out, (function_hosts_[f].get()->*h.value).get());
+      } else {
+        appendValue(out, (function_hosts_[f].get()->*h.counter).get());
+      }
+    }
+  }
+  appendHeader(out, "sluice_function_init_duration_seconds_total", "counter",
+               "Time from instance start to its first /invocation/next, summed (process "
+               "runtime; divide by cold starts for the mean).");
+  for (size_t f = 0; f < function_names_.size(); ++f) {
+    auto it = current.functions.find(function_names_[f]);
+    if (it == current.functions.end() || it->second.runtime != config::FunctionRuntime::kProcess) {
+      continue;
+    }
+    series("sluice_function_init_duration_seconds_total", f);
+    appendDouble(out, static_cast<double>(function_hosts_[f]->init_us.get()) / 1e6);
+  }
+}
+
 std::string MetricsRegistry::render(const config::Config& current) const {
   std::string out;
   out.reserve(16 * 1024);
   renderRequests(out);
   renderUpstream(out);
   renderGauges(out);
+  renderFunctions(out, current);
   if (current.redis.enabled) {
     // The Redis client's counters (gateway/redis), summed over workers.
     uint64_t outcomes[4] = {0, 0, 0, 0};

@@ -111,6 +111,29 @@ struct RedisMetrics {
   Gauge connected;      // connections ready now
 };
 
+// One function on one worker: what its invocations ended in, and how long they ran.
+struct FunctionMetrics {
+  Counter invocations;  // every invocation attempted (throttled ones included)
+  Counter errors;       // function errors, crashes, malformed replies, invoke failures
+  Counter throttles;    // refused for lack of capacity → 429
+  Counter timeouts;     // past the function's timeout → 504
+  Counter buckets[metrics::kBucketCount];  // duration histogram (not cumulative)
+  Counter duration_us;
+  Counter billed_mb_ms;  // duration rounded up to 1 ms, times memory_mb
+  Gauge in_flight;       // invocations started and not yet answered
+  void recordDuration(uint64_t duration_us, uint32_t memory_mb);
+};
+
+// One process-runtime function, written by the function host's thread only.
+struct FunctionHostMetrics {
+  Counter cold_starts;  // instances started
+  Counter init_us;      // start to first /invocation/next, summed over cold starts
+  Counter crashes;      // instances that exited on their own
+  Counter killed;       // instances killed (timeout, memory, idle, reload)
+  Gauge instances;      // alive now
+  Gauge queued;         // invocations waiting for an instance
+};
+
 // Process-wide per-worker values.
 struct WorkerMetrics {
   Gauge streams_active;
@@ -124,6 +147,8 @@ struct SnapshotMetrics {
   RouteMetrics* no_route = nullptr;
   std::map<std::string, std::vector<EndpointMetrics*>> services;  // by name, by endpoint
   std::vector<ListenerMetrics*> listeners;                        // by listener index
+  std::map<std::string, FunctionMetrics*> functions;              // by function name
+  std::map<std::string, FunctionHostMetrics*> function_hosts;     // process runtime only
 };
 
 // Owned and used by the main thread. Series are kept by name for the life of the
@@ -150,6 +175,7 @@ class MetricsRegistry {
     std::vector<std::unique_ptr<RouteMetrics>> routes;        // by route slot
     std::vector<std::unique_ptr<EndpointMetrics>> endpoints;  // by endpoint slot
     std::vector<std::unique_ptr<ListenerMetrics>> listeners;  // by listener slot
+    std::vector<std::unique_ptr<FunctionMetrics>> functions;  // by function slot
   };
   size_t slot(std::map<std::string, size_t>& slots, std::vector<std::string>& names,
               const std::string& name);
@@ -157,6 +183,7 @@ class MetricsRegistry {
   void renderRequests(std::string& out) const;
   void renderUpstream(std::string& out) const;
   void renderGauges(std::string& out) const;
+  void renderFunctions(std::string& out, const config::Config& current) const;
 
   std::vector<std::unique_ptr<PerWorker>> workers_;
   std::map<std::string, size_t> route_slots_;
@@ -166,6 +193,10 @@ class MetricsRegistry {
   std::vector<std::string> endpoint_names_;
   std::map<std::string, size_t> listener_slots_;
   std::vector<std::string> listener_names_;
+  std::map<std::string, size_t> function_slots_;
+  std::vector<std::string> function_names_;
+  // Written by the function host only; by function slot.
+  std::vector<std::unique_ptr<FunctionHostMetrics>> function_hosts_;
 
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;

@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <time.h>
 
+#include "gateway/function/function_call.h"
 #include "gateway/router/path.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
@@ -202,6 +203,12 @@ void Exchange::dispatch() {
       }
     }
     startLocal(r.status, content_type, r.body, &extra);
+    return;
+  }
+  if (route_->kind == config::BackendKind::kFunction) {
+    const Worker::FunctionBinding& f = worker().functionForRoute(config_.get(), match_.id);
+    backend_ = function::makeFunctionCall(*this, *f.fn, *f.invoker, *f.metrics);
+    backend_->start();
     return;
   }
   // The pool of this stream's own snapshot: a reload may have switched the worker since.

@@ -28,6 +28,7 @@ class Http1Connection : public Deferred {
     config::Duration header_timeout_ms;
     const timeval* header_timeout;  // common timeouts of the worker's event_base
     const timeval* idle_timeout;
+    std::string listener;  // its name (function events carry the listener's stage)
   };
 
   Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,

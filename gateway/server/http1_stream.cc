@@ -96,6 +96,8 @@ Worker& Http1Stream::worker() { return conn_->worker_; }
 
 std::string_view Http1Stream::clientIp() const { return conn_->client_ip_; }
 
+std::string_view Http1Stream::listenerName() const { return conn_->info_.listener; }
+
 bool Http1Stream::parseHead() {
   http::ParseResult r = http::parseRequestHead(head_buf_.data(), head_buf_.size(), head_);
   if (r.state != http::ParseState::kComplete) {

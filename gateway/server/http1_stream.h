@@ -26,6 +26,7 @@ class Http1Stream final : public Downstream {
   std::string_view path() const override { return head_.path; }
   std::string_view clientIp() const override;
   std::string_view scheme() const override { return "http"; }
+  std::string_view listenerName() const override;
   Worker& worker() override;
   bool hasBody() const override { return has_body_; }
   size_t readBody(evbuffer* out, size_t max) override;

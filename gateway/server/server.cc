@@ -18,6 +18,7 @@
 #include "gateway/admin/admin_server.h"
 #include "gateway/admin/config_watcher.h"
 #include "gateway/admin/metrics.h"
+#include "gateway/function/process_host.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
 #include "gateway/server/worker.h"
@@ -97,6 +98,7 @@ class Server final : public AdminHost {
   event_base* base_ = nullptr;
   std::unique_ptr<MetricsRegistry> metrics_;
   std::unique_ptr<Mailbox> mailbox_;
+  std::unique_ptr<function::Host> functions_;  // declared first: outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
@@ -208,7 +210,7 @@ void Server::startReload() {
   next_admin_fd_ = admin_fd;
   pending_acks_ = workers_count_;
   for (unsigned w = 0; w < workers_count_; ++w) {
-    Worker::Plan plan{next_, metrics_->bind(*next_, w), std::move(plans[w])};
+    Worker::Plan plan{next_, metrics_->bind(*next_, w), std::move(plans[w]), functions_.get()};
     workers_[w]->apply(std::move(plan), [this] { mailbox_->post([this] { onWorkerSwitched(); }); });
   }
 }
@@ -391,8 +393,12 @@ int Server::run() {
   base_ = event_base_new();
   mailbox_ = std::make_unique<Mailbox>(base_);
   metrics_ = std::make_unique<MetricsRegistry>(workers_count_);
+  // Started after the signal mask is set (it inherits it) and before the workers that
+  // use it; stopped after them.
+  functions_ = std::make_unique<function::Host>();
+  functions_->start();
   for (unsigned w = 0; w < workers_count_; ++w) {
-    Worker::Plan plan{config_, metrics_->bind(config, w), std::move(plans[w])};
+    Worker::Plan plan{config_, metrics_->bind(config, w), std::move(plans[w]), functions_.get()};
     workers_.push_back(std::make_unique<Worker>(w, metrics_->worker(w), std::move(plan)));
   }
   for (auto& w : workers_) w->start();
@@ -417,7 +423,9 @@ int Server::run() {
   event_base_dispatch(base_);
 
   for (auto& w : workers_) w->join();
+  functions_->stop();
   workers_.clear();
+  functions_.reset();
   watcher_.reset();
   admin_.reset();
   waiting_.clear();

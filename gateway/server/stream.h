@@ -42,6 +42,8 @@ class Downstream {
   virtual std::string_view requestId() const { return {}; }
   virtual std::string_view clientIp() const = 0;  // textual peer address
   virtual std::string_view scheme() const = 0;    // "http" or "https"
+  // The name of the listener the request came in on ("" if unknown).
+  virtual std::string_view listenerName() const { return {}; }
   virtual Worker& worker() = 0;
 
   // Request body with the transfer framing removed. Moves up to `max` bytes into `out`

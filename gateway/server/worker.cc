@@ -11,6 +11,8 @@
 #include <set>
 
 #include "filters/filter.h"
+#include "gateway/function/lambda_invoker.h"
+#include "gateway/function/process_host.h"
 #include "gateway/limits/limiter.h"
 #include "gateway/redis/redis_client.h"
 #include "gateway/server/http1_connection.h"
@@ -144,6 +146,26 @@ std::shared_ptr<Worker::Snapshot> Worker::makeSnapshot(Plan& plan) {
     }
   }
   owned->limiter = limits::makeLimiter(owned->redis.get());
+  std::map<std::string, FunctionBinding> functions;
+  for (const auto& [name, fn] : cfg.functions) {
+    FunctionBinding& b = functions[name];
+    b.fn = &fn;
+    b.metrics = owned->metrics.functions.at(name);
+    if (fn.runtime == config::FunctionRuntime::kLambda) {
+      owned->invokers.push_back(function::makeLambdaInvoker(base_, fn));
+    } else {
+      owned->invokers.push_back(plan.functions->makeInvoker(
+          *this, owned->config, fn, owned->metrics.function_hosts.at(name)));
+    }
+    b.invoker = owned->invokers.back().get();
+  }
+  owned->route_functions.resize(cfg.routes.size());
+  for (size_t i = 0; i < cfg.routes.size(); ++i) {
+    const config::Route& r = cfg.routes[i];
+    if (r.kind == config::BackendKind::kFunction) {
+      owned->route_functions[i] = functions.at(r.function);
+    }
+  }
   live_.push_back(owned.get());
   // The last stream of an old snapshot may end deep inside a callback of one of its
   // pools' connections: the snapshot dies on the next loop iteration, not there.
@@ -268,6 +290,11 @@ redis::Client* Worker::redisFor(const config::Config* config) {
   return snapshotFor(config)->redis.get();
 }
 
+const Worker::FunctionBinding& Worker::functionForRoute(const config::Config* config,
+                                                        size_t route_id) {
+  return snapshotFor(config)->route_functions[route_id];
+}
+
 void Worker::streamEnded(const config::Config* config, size_t route_id, std::string_view method,
                          uint16_t status, uint64_t duration_us) {
   metrics_.streams_active.add(-1);
@@ -335,7 +362,7 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Http1Connection::ListenerInfo info{ls.config->header_timeout, ls.header_timeout,
-                                       ls.idle_timeout};
+                                       ls.idle_timeout, ls.config->name};
     auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;

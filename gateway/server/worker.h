@@ -33,6 +33,10 @@ class Limiter;
 namespace redis {
 class Client;
 }
+namespace function {
+class Host;
+class Invoker;
+}  // namespace function
 
 class Worker {
  public:
@@ -46,6 +50,13 @@ class Worker {
     std::shared_ptr<const config::Config> config;
     SnapshotMetrics metrics;
     std::vector<ListenerPlan> listeners;  // by listener index in `config`
+    function::Host* functions = nullptr;  // the process runtime's host (process-wide)
+  };
+  // A function route's backend in one snapshot.
+  struct FunctionBinding {
+    const config::Function* fn = nullptr;
+    function::Invoker* invoker = nullptr;
+    FunctionMetrics* metrics = nullptr;
   };
 
   // The initial plan has only new sockets (fd set for every listener).
@@ -84,6 +95,8 @@ class Worker {
   limits::Limiter* limiterFor(const config::Config* config);
   // The Redis client of the stream's snapshot `config`; null without `redis:`.
   redis::Client* redisFor(const config::Config* config);
+  // The function backend of a function route in the stream's snapshot `config`.
+  const FunctionBinding& functionForRoute(const config::Config* config, size_t route_id);
 
   // Metrics hooks of the stream's life. `route_id` is SIZE_MAX when no route matched.
   void streamStarted() { metrics_.streams_active.add(1); }
@@ -127,6 +140,8 @@ class Worker {
     // reload). Declared before the users of it, so it dies after them.
     std::shared_ptr<redis::Client> redis;
     std::unique_ptr<limits::Limiter> limiter;
+    std::vector<std::unique_ptr<function::Invoker>> invokers;  // one per function
+    std::vector<FunctionBinding> route_functions;              // by route id
     ~Snapshot() override;
   };
 

@@ -66,7 +66,8 @@ TEST(Errors, UnknownTopLevelKeyWithHint) {
   EXPECT_EQ(errorsOf(std::string(kListeners) + "routes: []\nworker: 2\n"),
             lines("test.yaml:5:1: unknown key 'worker' (did you mean 'workers'?); "
                   "allowed keys: workers, drain_timeout, listeners, services, routes, filters, "
-                  "plugins, admin, watch, api_keys, usage_plans, redis"));
+                  "plugins, admin, watch, api_keys, usage_plans, redis, functions, "
+                  "function_pricing"));
 }
 
 TEST(Errors, UnknownNestedKeys) {
@@ -81,7 +82,7 @@ routes:
   EXPECT_EQ(errors, lines("test.yaml:2:5: missing required key 'address'",
                           "test.yaml:3:5: unknown key 'adress' (did you mean 'address'?); "
                           "allowed keys: name, address, header_timeout, idle_timeout, "
-                          "max_connections",
+                          "max_connections, stage",
                           "test.yaml:6:22: unknown key 'verb'; allowed keys: methods, path, host",
                           "test.yaml:7:16: unknown key 'code'; allowed keys: status, headers, "
                           "body"));
@@ -95,9 +96,7 @@ functions: {}
 filters: []
 plugins: []
 )");
-  EXPECT_EQ(errors, lines("test.yaml:7:1: 'functions' is not supported by this version of "
-                          "sluice",
-                          "test.yaml:9:1: 'plugins' needs the plugin loader, which this "
+  EXPECT_EQ(errors, lines("test.yaml:9:1: 'plugins' needs the plugin loader, which this "
                           "program is built without"));
 }
 
@@ -109,7 +108,7 @@ TEST(Errors, RouteHintListsOnlyWhatThisVersionSupports) {
     timeout: 1s
 )"),
             lines("test.yaml:8:5: unknown key 'timeout'; allowed keys: name, match, service, "
-                  "response, max_body, filters"));
+                  "function, response, max_body, filters, stage"));
 }
 
 TEST(Errors, UnsupportedNestedKeysAndBackends) {
@@ -127,8 +126,7 @@ routes:
     websocket: chat
 )");
   EXPECT_EQ(errors, lines("test.yaml:4:5: 'tls' is not supported by this version of sluice",
-                          "test.yaml:8:5: backend 'function' is not supported by this version of "
-                          "sluice",
+                          "test.yaml:8:15: unknown function 'hello'; no functions are defined",
                           "test.yaml:9:16: unknown filter 'api_key' (known: none)",
                           "test.yaml:12:5: backend 'websocket' is not supported by this version "
                           "of sluice"));
@@ -248,8 +246,8 @@ routes:
                           "test.yaml:6:5: missing required key 'name'",
                           "test.yaml:8:5: missing required key 'match'",
                           "test.yaml:11:12: missing required key 'path'",
-                          "test.yaml:13:5: missing backend: a route needs 'service' or "
-                          "'response'"));
+                          "test.yaml:13:5: missing backend: a route needs 'service', 'function' "
+                          "or 'response'"));
 }
 
 TEST(Errors, EmptyListsAndBothBackends) {
@@ -266,8 +264,8 @@ routes:
                           "test.yaml:3:18: expected at least one endpoint",
                           "test.yaml:6:31: expected at least one method (leave out 'methods' to "
                           "match any)",
-                          "test.yaml:8:5: a route has exactly one backend: 'service' or "
-                          "'response', not both"));
+                          "test.yaml:8:5: a route has exactly one backend: 'service', "
+                          "'function' or 'response', not several"));
 }
 
 TEST(Errors, EmptyListItemIsNamedAtTheList) {

@@ -444,12 +444,13 @@ TEST_F(EnvTest, MissingVariableIsAnErrorAtTheScalarAndMarksStayExact) {
 routes: []
 bogus: 1
 )");
-  EXPECT_EQ(errors, lines("test.yaml:3:14: environment variable SLUICE_TEST_UNSET is not set",
-                          "test.yaml:4:19: expected a duration like 250ms, 3s, 10m, 2h (a bare "
-                          "number has no unit)",
-                          "test.yaml:6:1: unknown key 'bogus'; allowed keys: workers, "
-                          "drain_timeout, listeners, services, routes, filters, plugins, "
-                          "admin, watch, api_keys, usage_plans, redis"));
+  EXPECT_EQ(errors,
+            lines("test.yaml:3:14: environment variable SLUICE_TEST_UNSET is not set",
+                  "test.yaml:4:19: expected a duration like 250ms, 3s, 10m, 2h (a bare "
+                  "number has no unit)",
+                  "test.yaml:6:1: unknown key 'bogus'; allowed keys: workers, "
+                  "drain_timeout, listeners, services, routes, filters, plugins, "
+                  "admin, watch, api_keys, usage_plans, redis, functions, function_pricing"));
 }
 
 TEST(Errors, SameShapeWithDifferentHostsOrMethodsIsFine) {
