@@ -128,6 +128,19 @@ std::string summary(const Config& config) {
     out += service.load_balancer == LoadBalancer::kRoundRobin ? " (round_robin)\n"
                                                               : " (least_request)\n";
   }
+  for (const auto& [name, fn] : config.functions) {
+    out += "function " + name + ": ";
+    if (fn.runtime == FunctionRuntime::kProcess) {
+      out += "process";
+      for (const std::string& arg : fn.command) out += " " + arg;
+      out += " (handler " + fn.handler + ", max_concurrency " + std::to_string(fn.max_concurrency) +
+             ")\n";
+    } else {
+      // The endpoint holds no secret; credentials are never shown.
+      out += "lambda " + fn.function_name + (fn.qualifier.empty() ? "" : ":" + fn.qualifier) +
+             " at " + fn.endpoint + (fn.invocation_event ? " (event)" : "") + "\n";
+    }
+  }
   for (const Route& route : config.routes) {
     out += "route " + route.name + ": ";
     if (route.methods.empty()) out += "*";
@@ -138,6 +151,8 @@ std::string summary(const Config& config) {
     if (!route.host.empty()) out += " (host " + route.host + ")";
     if (route.kind == BackendKind::kService) {
       out += " -> service " + route.service + "\n";
+    } else if (route.kind == BackendKind::kFunction) {
+      out += " -> function " + route.function + "\n";
     } else {
       out += " -> response " + std::to_string(route.response.status) + "\n";
     }

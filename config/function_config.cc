@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -201,6 +202,31 @@ void readProcess(Reader& reader, const Field& item, const Fields& fields,
         reader.error(*f, "working_dir '" + *s + "' is not a directory");
       }
       out.working_dir = dir;
+    }
+  }
+  if (!out.command.empty() && !out.command[0].empty()) {
+    // A missing program would only show at the first request, as 502s: say it now.
+    const Field* f = fields.get("command");
+    const std::string& program = out.command[0];
+    bool found = false;
+    if (program.find('/') != std::string::npos) {
+      std::string path = program[0] == '/' ? program : out.working_dir + "/" + program;
+      found = access(path.c_str(), X_OK) == 0;
+    } else {
+      const char* env_path = std::getenv("PATH");
+      std::string_view dirs = env_path ? env_path : "/usr/local/bin:/usr/bin:/bin";
+      while (!found && !dirs.empty()) {
+        size_t colon = dirs.find(':');
+        std::string dir(dirs.substr(0, colon));
+        dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
+        found = access(((dir.empty() ? "." : dir) + "/" + program).c_str(), X_OK) == 0;
+      }
+    }
+    if (!found) {
+      reader.error(*f, program.find('/') != std::string::npos
+                           ? "command: '" + program + "' is not an executable file (relative " +
+                                 "paths start from working_dir)"
+                           : "command: program '" + program + "' not found in PATH");
     }
   }
   if (const Field* f = fields.get("environment")) {

@@ -36,7 +36,62 @@ json backend(const config::Config& config, const config::Route& r) {
     }
     return {{"type", "service"}, {"service", r.service}, {"endpoints", endpoints}};
   }
+  if (r.kind == config::BackendKind::kFunction) {
+    auto it = config.functions.find(r.function);
+    const char* runtime =
+        it != config.functions.end() && it->second.runtime == config::FunctionRuntime::kLambda
+            ? "lambda"
+            : "process";
+    return {{"type", "function"}, {"function", r.function}, {"runtime", runtime}};
+  }
   return {{"type", "response"}, {"status", r.response.status}};
+}
+
+json stage(const config::Stage& s) {
+  json vars = json::object();
+  for (const auto& [k, v] : s.variables) vars[k] = v;
+  return {{"name", s.name}, {"variables", vars}};
+}
+
+// Everything but the secret access key and session token (shown redacted when set).
+json function(const config::Function& f) {
+  json types = f.binary_media_types;
+  json out{{"runtime", f.runtime == config::FunctionRuntime::kLambda ? "lambda" : "process"},
+           {"payload_format", f.payload_format == config::PayloadFormat::kV1 ? "1.0" : "2.0"},
+           {"timeout", duration(f.timeout)},
+           {"memory_mb", f.memory_mb},
+           {"binary_media_types", types}};
+  if (f.runtime == config::FunctionRuntime::kProcess) {
+    json env = json::object();
+    for (const auto& [k, v] : f.environment) env[k] = v;
+    out["command"] = f.command;
+    out["handler"] = f.handler;
+    out["working_dir"] = f.working_dir;
+    out["environment"] = env;
+    out["max_concurrency"] = f.max_concurrency;
+    out["max_queue"] = f.max_queue;
+    out["queue_timeout"] = duration(f.queue_timeout);
+    out["idle_timeout"] = duration(f.idle_timeout);
+    out["min_instances"] = f.min_instances;
+    out["init_timeout"] = duration(f.init_timeout);
+  } else {
+    out["endpoint"] = f.endpoint;
+    out["function_name"] = f.function_name;
+    out["qualifier"] = f.qualifier.empty() ? json(nullptr) : json(f.qualifier);
+    out["region"] = f.region;
+    out["credentials"] = {
+        {"access_key_id", f.access_key_id},
+        {"secret_access_key", f.secret_access_key.empty() ? json(nullptr) : json(kRedacted)},
+        {"session_token", f.session_token.empty() ? json(nullptr) : json(kRedacted)}};
+    out["invocation"] = f.invocation_event ? "event" : "request_response";
+    out["connect_timeout"] = duration(f.connect_timeout);
+    out["max_idle_connections"] = f.max_idle_connections;
+    if (f.tls) {
+      out["tls"] = {{"ca", f.tls_ca.empty() ? json(nullptr) : json(f.tls_ca)},
+                    {"verify", f.tls_verify}};
+    }
+  }
+  return out;
 }
 
 json throttle(const config::Throttle& t) { return {{"rate", t.rate}, {"burst", t.burst}}; }
@@ -75,6 +130,7 @@ std::string configJson(const config::Config& config, uint64_t generation) {
                          {"header_timeout", duration(l.header_timeout)},
                          {"idle_timeout", duration(l.idle_timeout)},
                          {"max_connections", l.max_connections}});
+    if (l.stage.set) listeners.back()["stage"] = stage(l.stage);
   }
   c["listeners"] = listeners;
   if (config.admin.enabled) {
@@ -121,11 +177,21 @@ std::string configJson(const config::Config& config, uint64_t generation) {
         {"max_idle_connections", s.max_idle_connections}};
   }
   c["services"] = services;
+  if (!config.functions.empty()) {
+    json functions = json::object();
+    for (const auto& [name, f] : config.functions) functions[name] = function(f);
+    c["functions"] = functions;
+    c["function_pricing"] = {{"per_million_requests", config.function_pricing.per_million_requests},
+                             {"per_gb_second", config.function_pricing.per_gb_second}};
+  }
   json routes = json::array();
   for (const config::Route& r : config.routes) {
     json route{{"name", r.name}, {"match", match(r)}, {"max_body", r.max_body}};
     if (r.kind == config::BackendKind::kService) {
       route["service"] = r.service;
+    } else if (r.kind == config::BackendKind::kFunction) {
+      route["function"] = r.function;
+      if (r.stage.set) route["stage"] = stage(r.stage);
     } else {
       json headers = json::object();
       for (const auto& [name, value] : r.response.headers) headers[name] = value;

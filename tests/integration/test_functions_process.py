@@ -266,11 +266,12 @@ class TestFailures(ProcessRuntimeCase):
         self.assertJsonError(r, 502, "Internal server error")
         self.assertTrue(wait_until(lambda: "failed to initialise" in self.log()), self.log())
 
-    def test_command_that_cannot_run_is_502(self):
-        self.start(function_yaml("missing", "x.y", runtime_cmd=["./no-such-bootstrap"]),
-                   self.routes("missing"))
-        r = self.get("/missing")
+    def test_command_that_exits_at_once_is_502(self):
+        self.start(function_yaml("quits", "x.y", runtime_cmd=["false"]), self.routes("quits"))
+        r = self.get("/quits")
         self.assertJsonError(r, 502, "Internal server error")
+        self.assertTrue(wait_until(lambda: "instance failed to start" in self.log()
+                                   or "exited with status 1" in self.log()), self.log())
 
 
 class TestScaling(ProcessRuntimeCase):
