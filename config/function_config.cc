@@ -112,6 +112,11 @@ bool parseEndpoint(std::string_view url, Function& out, std::string& error) {
     error = "missing host in the endpoint";
     return false;
   }
+  if (rest[0] == '[' && host.find(':') == std::string_view::npos) {
+    // Not bracketed again below: it would be looked up as a host name.
+    error = "endpoint host: invalid IPv6 address '" + std::string(host) + "'";
+    return false;
+  }
   out.host = std::string(host);
   out.port = out.tls ? 443 : 80;
   if (!port.empty()) {
@@ -168,7 +173,10 @@ bool reservedEnv(std::string_view name) {
                                                     "LAMBDA_TASK_ROOT",
                                                     "AWS_LAMBDA_FUNCTION_NAME",
                                                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                                                    "AWS_LAMBDA_FUNCTION_VERSION"};
+                                                    "AWS_LAMBDA_FUNCTION_VERSION",
+                                                    "AWS_LAMBDA_LOG_GROUP_NAME",
+                                                    "AWS_LAMBDA_LOG_STREAM_NAME",
+                                                    "AWS_LAMBDA_INITIALIZATION_TYPE"};
   return kReserved.count(name) != 0;
 }
 
@@ -211,7 +219,10 @@ void readProcess(Reader& reader, const Field& item, const Fields& fields,
     bool found = false;
     if (program.find('/') != std::string::npos) {
       std::string path = program[0] == '/' ? program : out.working_dir + "/" + program;
-      found = access(path.c_str(), X_OK) == 0;
+      struct stat st {};
+      // A directory passes access(X_OK) but cannot be executed.
+      found =
+          access(path.c_str(), X_OK) == 0 && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
     } else {
       const char* env_path = std::getenv("PATH");
       std::string_view dirs = env_path ? env_path : "/usr/local/bin:/usr/bin:/bin";
@@ -260,27 +271,34 @@ void readProcess(Reader& reader, const Field& item, const Fields& fields,
 void readLambda(Reader& reader, const Field& item, const Fields& fields,
                 const std::string& config_dir, Function& out) {
   out.function_name = out.name;
+  bool region_ok = true;
   if (const Field* f = fields.get("region")) {
+    region_ok = false;
     if (std::optional<std::string> s = reader.string(*f)) {
-      bool ok = !s->empty() && std::all_of(s->begin(), s->end(), [](char c) {
+      region_ok = !s->empty() && std::all_of(s->begin(), s->end(), [](char c) {
         return std::islower(static_cast<unsigned char>(c)) ||
                std::isdigit(static_cast<unsigned char>(c)) || c == '-';
       });
-      if (!ok) reader.error(*f, "invalid region '" + *s + "' (like us-east-1)");
+      if (!region_ok) reader.error(*f, "invalid region '" + *s + "' (like us-east-1)");
       out.region = std::move(*s);
     }
   }
   std::string problem;
   const Field* endpoint = fields.get("endpoint");
   out.endpoint = "https://lambda." + out.region + ".amazonaws.com";
+  // Checked (and looked up) only when it is what the user meant: not the default built
+  // from a region already reported, nor in place of an endpoint that could not be read.
+  bool endpoint_read = region_ok;
   if (endpoint != nullptr) {
-    if (std::optional<std::string> s = reader.string(*endpoint)) out.endpoint = std::move(*s);
+    std::optional<std::string> s = reader.string(*endpoint);
+    endpoint_read = s.has_value();
+    if (s) out.endpoint = std::move(*s);
   }
-  bool endpoint_ok = parseEndpoint(out.endpoint, out, problem);
-  if (!endpoint_ok) {
+  bool endpoint_ok = endpoint_read && parseEndpoint(out.endpoint, out, problem);
+  if (endpoint_read && !endpoint_ok) {
     reader.error(endpoint != nullptr ? Reader::valueMark(*endpoint) : Reader::markOf(item.key),
                  problem);
-  } else {
+  } else if (endpoint_ok) {
     std::string hostport =
         (out.host.find(':') != std::string::npos ? "[" + out.host + "]" : out.host) + ":" +
         std::to_string(out.port);
@@ -320,11 +338,19 @@ void readLambda(Reader& reader, const Field& item, const Fields& fields,
   if (creds != nullptr) {
     Fields c;
     if (reader.map(*creds, kCredentials, c)) {
-      if (const Field* f = reader.required(*creds, c, "access_key_id")) {
-        if (auto s = reader.string(*f)) out.access_key_id = std::move(*s);
-      }
-      if (const Field* f = reader.required(*creds, c, "secret_access_key")) {
-        if (auto s = reader.string(*f)) out.secret_access_key = std::move(*s);
+      // An empty key (an unset ${VAR:-}) would sign every request with nothing.
+      for (auto [key, target] : {std::pair{"access_key_id", &out.access_key_id},
+                                 std::pair{"secret_access_key", &out.secret_access_key}}) {
+        if (const Field* f = reader.required(*creds, c, key)) {
+          if (auto s = reader.string(*f)) {
+            if (s->empty()) {
+              reader.error(*f, std::string("'") + key +
+                                   "' is empty (leave 'credentials' out to use "
+                                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+            }
+            *target = std::move(*s);
+          }
+        }
       }
       if (const Field* f = c.get("session_token")) {
         if (auto s = reader.string(*f)) out.session_token = std::move(*s);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -410,6 +411,12 @@ bool Reader::address(const Field& field, bool allow_port_zero, SocketAddress& ou
 }
 
 bool readCaFile(const std::string& path, std::string& problem) {
+  // A directory opens as a stream but throws on read: check for a regular file first.
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    problem = "CA file '" + path + "' is not a regular file";
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     problem = "cannot read CA file '" + path + "'";

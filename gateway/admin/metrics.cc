@@ -104,6 +104,37 @@ void mergeFamilies(std::string_view text, std::string& out) {
   }
 }
 
+// One series of a latency histogram over kBucketsUs: `buckets` are per-bucket counts
+// (not cumulative), `sum_us` the total in microseconds.
+void appendHistogram(std::string& out, std::string_view family, std::string_view label,
+                     std::string_view value, const uint64_t (&buckets)[metrics::kBucketCount],
+                     uint64_t sum_us) {
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b < metrics::kBucketCount; ++b) {
+    cumulative += buckets[b];
+    out.append(family).append("_bucket{");
+    appendLabel(out, label, value);
+    out.push_back(',');
+    char le[32];
+    if (b + 1 < metrics::kBucketCount) {
+      std::snprintf(le, sizeof le, "%g", static_cast<double>(metrics::kBucketsUs[b]) / 1e6);
+    } else {
+      std::snprintf(le, sizeof le, "+Inf");
+    }
+    appendLabel(out, "le", le);
+    out.push_back('}');
+    appendValue(out, cumulative);
+  }
+  out.append(family).append("_sum{");
+  appendLabel(out, label, value);
+  out.push_back('}');
+  appendDouble(out, static_cast<double>(sum_us) / 1e6);
+  out.append(family).append("_count{");
+  appendLabel(out, label, value);
+  out.push_back('}');
+  appendValue(out, cumulative);
+}
+
 }  // namespace
 
 void RouteMetrics::record(std::string_view method, uint16_t status, uint64_t duration) {
@@ -219,32 +250,15 @@ void MetricsRegistry::renderRequests(std::string& out) const {
   appendHeader(out, "sluice_request_duration_seconds", "histogram",
                "Time from the request head to the end of the response, by route.");
   for (size_t r = 0; r < route_names_.size(); ++r) {
-    uint64_t cumulative = 0;
+    uint64_t buckets[metrics::kBucketCount] = {};
     uint64_t sum_us = 0;
-    for (const auto& w : workers_) sum_us += w->routes[r]->duration_us.get();
-    for (size_t b = 0; b < metrics::kBucketCount; ++b) {
-      for (const auto& w : workers_) cumulative += w->routes[r]->buckets[b].get();
-      out.append("sluice_request_duration_seconds_bucket{");
-      appendLabel(out, "route", route_names_[r]);
-      out.push_back(',');
-      char le[32];
-      if (b + 1 < metrics::kBucketCount) {
-        std::snprintf(le, sizeof le, "%g", static_cast<double>(metrics::kBucketsUs[b]) / 1e6);
-      } else {
-        std::snprintf(le, sizeof le, "+Inf");
-      }
-      appendLabel(out, "le", le);
-      out.push_back('}');
-      appendValue(out, cumulative);
+    for (const auto& w : workers_) {
+      for (size_t b = 0; b < metrics::kBucketCount; ++b)
+        buckets[b] += w->routes[r]->buckets[b].get();
+      sum_us += w->routes[r]->duration_us.get();
     }
-    out.append("sluice_request_duration_seconds_sum{");
-    appendLabel(out, "route", route_names_[r]);
-    out.push_back('}');
-    appendDouble(out, static_cast<double>(sum_us) / 1e6);
-    out.append("sluice_request_duration_seconds_count{");
-    appendLabel(out, "route", route_names_[r]);
-    out.push_back('}');
-    appendValue(out, cumulative);
+    appendHistogram(out, "sluice_request_duration_seconds", "route", route_names_[r], buckets,
+                    sum_us);
   }
 }
 
@@ -365,26 +379,14 @@ void MetricsRegistry::renderFunctions(std::string& out, const config::Config& cu
                "Duration of function invocations (execution time for the process runtime, "
                "round trip for the lambda runtime).");
   for (size_t f = 0; f < function_names_.size(); ++f) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < metrics::kBucketCount; ++b) {
-      for (const auto& w : workers_) cumulative += w->functions[f]->buckets[b].get();
-      out.append("sluice_function_duration_seconds_bucket{");
-      appendLabel(out, "function", function_names_[f]);
-      out.push_back(',');
-      char le[32];
-      if (b + 1 < metrics::kBucketCount) {
-        std::snprintf(le, sizeof le, "%g", static_cast<double>(metrics::kBucketsUs[b]) / 1e6);
-      } else {
-        std::snprintf(le, sizeof le, "+Inf");
+    uint64_t buckets[metrics::kBucketCount] = {};
+    for (const auto& w : workers_) {
+      for (size_t b = 0; b < metrics::kBucketCount; ++b) {
+        buckets[b] += w->functions[f]->buckets[b].get();
       }
-      appendLabel(out, "le", le);
-      out.push_back('}');
-      appendValue(out, cumulative);
     }
-    series("sluice_function_duration_seconds_sum", f);
-    appendDouble(out, static_cast<double>(sum(f, &FunctionMetrics::duration_us)) / 1e6);
-    series("sluice_function_duration_seconds_count", f);
-    appendValue(out, cumulative);
+    appendHistogram(out, "sluice_function_duration_seconds", "function", function_names_[f],
+                    buckets, sum(f, &FunctionMetrics::duration_us));
   }
   appendHeader(out, "sluice_function_concurrent_executions", "gauge",
                "Invocations in flight (process runtime: instances running one).");
@@ -394,10 +396,10 @@ void MetricsRegistry::renderFunctions(std::string& out, const config::Config& cu
     series("sluice_function_concurrent_executions", f);
     appendValue(out, n);
   }
-  appendHeader(out, "sluice_function_billed_gb_seconds_total", "counter",
+  appendHeader(out, "sluice_function_billed_gigabyte_seconds_total", "counter",
                "Billed GB-seconds: each duration rounded up to 1 ms, times memory_mb / 1024.");
   for (size_t f = 0; f < function_names_.size(); ++f) {
-    series("sluice_function_billed_gb_seconds_total", f);
+    series("sluice_function_billed_gigabyte_seconds_total", f);
     appendDouble(out, static_cast<double>(sum(f, &FunctionMetrics::billed_mb_ms)) / 1024.0 / 1000.0,
                  "%.9g");
   }

@@ -12,16 +12,11 @@
 #include "gateway/admin/metrics.h"
 #include "gateway/function/event.h"
 #include "gateway/function/invoker.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/log.h"
 
 namespace sluice::function {
 namespace {
-
-uint64_t monoMicros() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -106,7 +101,7 @@ class FunctionCall final : public BackendCall, public InvokeHandler {
   void onInvokeResult(Result&& result) override {
     if (state_ != State::kInvoking) return;
     state_ = State::kDone;
-    uint64_t round_trip = monoMicros() - invoked_us_;
+    uint64_t round_trip = nowMicros(CLOCK_MONOTONIC) - invoked_us_;
     metrics_.in_flight.add(-1);
     const char* name = fn_.name.c_str();
     switch (result.outcome) {
@@ -176,7 +171,7 @@ class FunctionCall final : public BackendCall, public InvokeHandler {
       return;
     }
     state_ = State::kInvoking;
-    invoked_us_ = monoMicros();
+    invoked_us_ = nowMicros(CLOCK_MONOTONIC);
     metrics_.invocations.add();
     metrics_.in_flight.add(1);
     ticket_ = invoker_.invoke(std::move(event), request_id_, this);

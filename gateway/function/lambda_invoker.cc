@@ -30,6 +30,7 @@
 #include "gateway/http/message.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
+#include "gateway/server/tls_client.h"
 
 namespace sluice::function {
 namespace {
@@ -40,24 +41,8 @@ constexpr int64_t kIdleLifetimeMs = 30'000;
 // Error messages from the service go into the detail (a log line): keep them short.
 constexpr size_t kMaxDetailMessage = 240;
 
-bool isIpLiteral(const std::string& host) {
-  in6_addr buf;
-  return inet_pton(AF_INET, host.c_str(), &buf) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &buf) == 1;
-}
-
 timeval toTimeval(int64_t ms) {
   return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
-std::string openSslError(bufferevent* bev) {
-  unsigned long e = bufferevent_get_openssl_error(bev);
-  if (e == 0) e = ERR_peek_last_error();
-  if (e == 0) return "";
-  char text[256];
-  ERR_error_string_n(e, text, sizeof text);
-  ERR_clear_error();
-  return text;
 }
 
 // Printable ASCII only, at most `max` bytes: the text ends up in a log line.
@@ -261,27 +246,9 @@ LambdaInvoker::LambdaInvoker(event_base* base, const config::Function& fn)
     sigv4::uriEncode(fn.qualifier, false, query_);
   }
   if (tls_) {
-    ssl_ctx_ = SSL_CTX_new(TLS_client_method());
-    if (ssl_ctx_ == nullptr) {
-      setup_error_ = "cannot create a TLS context";
-    } else {
-      SSL_CTX_set_min_proto_version(ssl_ctx_, TLS1_2_VERSION);
-      if (tls_verify_) {
-        SSL_CTX_set_verify(ssl_ctx_, SSL_VERIFY_PEER, nullptr);
-        // Read once, when the invoker is made; the config loader checked the file.
-        int ok = fn.tls_ca.empty()
-                     ? SSL_CTX_set_default_verify_paths(ssl_ctx_)
-                     : SSL_CTX_load_verify_locations(ssl_ctx_, fn.tls_ca.c_str(), nullptr);
-        if (ok != 1) {
-          // Every handshake would fail verification anyway; say why once, here.
-          LOG_ERROR("function %s: cannot load the CA certificates %s", name_.c_str(),
-                    fn.tls_ca.empty() ? "(system default)" : fn.tls_ca.c_str());
-          ERR_clear_error();
-        }
-      } else {
-        SSL_CTX_set_verify(ssl_ctx_, SSL_VERIFY_NONE, nullptr);
-      }
-    }
+    std::string who = "function " + name_;
+    ssl_ctx_ = tls::makeClientContext(tls_verify_, fn.tls_ca, who.c_str());
+    if (ssl_ctx_ == nullptr) setup_error_ = "cannot create a TLS context";
   }
   if (address_.len == 0) setup_error_ = "the endpoint address is not resolved";
 }
@@ -373,24 +340,7 @@ Conn* LambdaInvoker::connect(std::string& error) {
   const int options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
   bufferevent* bev = nullptr;
   if (tls_) {
-    SSL* ssl = SSL_new(ssl_ctx_);
-    if (ssl == nullptr) {
-      error = "cannot create a TLS session";
-      return nullptr;
-    }
-    if (!isIpLiteral(host_)) {
-      SSL_set_tlsext_host_name(ssl, host_.c_str());
-      if (tls_verify_) SSL_set1_host(ssl, host_.c_str());
-    } else if (tls_verify_) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host_.c_str());
-    }
-    bev = bufferevent_openssl_socket_new(base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING, options);
-    if (bev == nullptr) {
-      SSL_free(ssl);
-    } else {
-      // Servers often close without close_notify; the framing tells where replies end.
-      bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    }
+    bev = tls::newClientBufferevent(base_, ssl_ctx_, host_, tls_verify_, options);
   } else {
     bev = bufferevent_socket_new(base_, -1, options);
   }
@@ -518,7 +468,7 @@ void LambdaInvoker::onEvent(bufferevent* bev, short what, void* arg) {
     reason = "connection closed by the service";
   } else {
     int err = EVUTIL_SOCKET_ERROR();
-    std::string tls = self->tls_ ? openSslError(bev) : "";
+    std::string tls = self->tls_ ? tls::lastError(bev) : "";
     reason = c->state == Conn::State::kConnecting ? "cannot connect: " : "connection lost: ";
     reason += !tls.empty() ? "TLS: " + tls : std::string(evutil_socket_error_to_string(err));
   }

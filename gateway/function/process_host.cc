@@ -28,6 +28,7 @@
 #include "filters/uuid.h"
 #include "gateway/admin/metrics.h"
 #include "gateway/function/function_call.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
 #include "gateway/server/worker.h"
@@ -47,17 +48,8 @@ constexpr int kMemoryCheckMs = 100;
 // invocation (a runtime does that at once).
 constexpr uint64_t kFinishingUs = 200'000;
 
-uint64_t monoMicros() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
-
-uint64_t wallMillis() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
+uint64_t monoMicros() { return nowMicros(CLOCK_MONOTONIC); }
+uint64_t wallMillis() { return nowMicros(CLOCK_REALTIME) / 1000; }
 
 timeval toTimeval(uint64_t us) {
   return timeval{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
@@ -461,32 +453,34 @@ class Host::Impl {
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
     std::string program = findProgram(fn.command[0], fn.working_dir);
-    std::vector<std::string> env_strings;
-    auto env = [&env_strings](std::string_view k, std::string_view v) {
-      env_strings.push_back(std::string(k) + "=" + std::string(v));
-    };
+    // sluice's variables first; `environment` replaces any of them it names (TZ, PATH,
+    // AWS_REGION...) except the reserved ones, which the config loader refuses.
+    std::map<std::string, std::string> vars;
     for (const char* name : {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}) {
-      if (const char* v = std::getenv(name)) env(name, v);
+      if (const char* v = std::getenv(name)) vars[name] = v;
     }
     const char* region = std::getenv("AWS_REGION");
     std::string region_text = region && *region ? region : "us-east-1";
-    env("TZ", ":UTC");
-    env("AWS_LAMBDA_RUNTIME_API", inst.api);
-    env("_HANDLER", fn.handler);
-    env("LAMBDA_TASK_ROOT", fn.working_dir);
-    env("AWS_LAMBDA_FUNCTION_NAME", fn.name);
-    env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", std::to_string(fn.memory_mb));
-    env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
-    env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/" + fn.name);
-    env("AWS_LAMBDA_LOG_STREAM_NAME", "sluice/" + std::to_string(inst.id));
-    env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
-    bool user_region = false;
-    for (const auto& [k, v] : fn.environment) user_region = user_region || k == "AWS_REGION";
-    if (!user_region) {
-      env("AWS_REGION", region_text);
-      env("AWS_DEFAULT_REGION", region_text);
+    vars["TZ"] = ":UTC";
+    vars["AWS_REGION"] = region_text;
+    vars["AWS_DEFAULT_REGION"] = region_text;
+    vars["AWS_LAMBDA_RUNTIME_API"] = inst.api;
+    vars["_HANDLER"] = fn.handler;
+    vars["LAMBDA_TASK_ROOT"] = fn.working_dir;
+    vars["AWS_LAMBDA_FUNCTION_NAME"] = fn.name;
+    vars["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(fn.memory_mb);
+    vars["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
+    vars["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + fn.name;
+    vars["AWS_LAMBDA_LOG_STREAM_NAME"] = "sluice/" + std::to_string(inst.id);
+    vars["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand";
+    bool default_region = true;
+    for (const auto& [k, v] : fn.environment) {
+      vars[k] = v;
+      default_region = default_region && k != "AWS_DEFAULT_REGION";
     }
-    for (const auto& [k, v] : fn.environment) env(k, v);
+    if (default_region) vars["AWS_DEFAULT_REGION"] = vars["AWS_REGION"];
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
     std::vector<char*> envp;
     for (std::string& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);

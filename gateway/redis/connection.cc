@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "gateway/server/log.h"
+#include "gateway/server/tls_client.h"
 
 namespace sluice::redis::detail {
 namespace {
@@ -51,22 +52,6 @@ void appendBulk(std::string& out, const char* data, size_t len) {
 }
 
 void appendBulk(std::string& out, std::string_view s) { appendBulk(out, s.data(), s.size()); }
-
-bool isIpLiteral(const std::string& host) {
-  in6_addr buf;
-  return inet_pton(AF_INET, host.c_str(), &buf) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &buf) == 1;
-}
-
-std::string openSslError(bufferevent* bev) {
-  unsigned long e = bufferevent_get_openssl_error(bev);
-  if (e == 0) e = ERR_peek_last_error();
-  if (e == 0) return "";
-  char text[256];
-  ERR_error_string_n(e, text, sizeof text);
-  ERR_clear_error();
-  return text;
-}
 
 }  // namespace
 
@@ -127,24 +112,7 @@ void Connection::connect() {
   // Callbacks are deferred to the loop so that none runs inside send() or cancel().
   const int options = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
   if (c.tls) {
-    SSL* ssl = SSL_new(shared_.ssl_ctx);
-    if (ssl == nullptr) {
-      fail("cannot create a TLS session");
-      return;
-    }
-    if (!isIpLiteral(c.host)) {
-      SSL_set_tlsext_host_name(ssl, c.host.c_str());
-      if (c.tls_verify) SSL_set1_host(ssl, c.host.c_str());
-    } else if (c.tls_verify) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c.host.c_str());
-    }
-    bev_ =
-        bufferevent_openssl_socket_new(shared_.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, options);
-    if (bev_ == nullptr) {
-      SSL_free(ssl);
-    } else {
-      bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
-    }
+    bev_ = tls::newClientBufferevent(shared_.base, shared_.ssl_ctx, c.host, c.tls_verify, options);
   } else {
     bev_ = bufferevent_socket_new(shared_.base, -1, options);
   }
@@ -423,7 +391,7 @@ void Connection::onEvent(bufferevent* bev, short what, void* arg) {
     reason = "connection closed by the server";
   } else {
     int err = EVUTIL_SOCKET_ERROR();
-    std::string tls = self->shared_.config.tls ? openSslError(bev) : "";
+    std::string tls = self->shared_.config.tls ? tls::lastError(bev) : "";
     reason = self->state_ == State::kConnecting ? "cannot connect: " : "connection lost: ";
     reason += !tls.empty() ? "TLS: " + tls : std::string(std::strerror(err));
   }

@@ -12,6 +12,7 @@
 #include "gateway/admin/metrics.h"
 #include "gateway/redis/connection.h"
 #include "gateway/server/log.h"
+#include "gateway/server/tls_client.h"
 
 namespace sluice::redis {
 namespace {
@@ -27,27 +28,6 @@ std::string sha1Hex(const std::string& text) {
     out.push_back(kHex[digest[i] & 15]);
   }
   return out;
-}
-
-SSL_CTX* makeSslContext(const config::Redis& config) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) return nullptr;
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  if (config.tls_verify) {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    // Read once here, when the client is made; the config loader checked the file.
-    int ok = config.tls_ca.empty()
-                 ? SSL_CTX_set_default_verify_paths(ctx)
-                 : SSL_CTX_load_verify_locations(ctx, config.tls_ca.c_str(), nullptr);
-    if (ok != 1) {
-      LOG_ERROR("redis: cannot load the CA certificates %s: every TLS handshake will fail",
-                config.tls_ca.empty() ? "(system default)" : config.tls_ca.c_str());
-      ERR_clear_error();
-    }
-  } else {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  }
-  return ctx;
 }
 
 // The config loader resolves `address`; a config built by hand may leave it empty:
@@ -77,7 +57,8 @@ class ClientImpl final : public Client {
     shared_.config = config;
     fillAddress(shared_.config);
     shared_.metrics = metrics ? metrics : &own_metrics_;
-    if (config.tls) shared_.ssl_ctx = makeSslContext(config);
+    if (config.tls)
+      shared_.ssl_ctx = tls::makeClientContext(config.tls_verify, config.tls_ca, "redis");
     unsigned pool = std::max(1u, std::min(config.pool, 16u));
     for (unsigned i = 0; i < pool; ++i) {
       connections_.push_back(std::make_unique<detail::Connection>(shared_, i));

@@ -5,6 +5,7 @@
 
 #include "gateway/function/function_call.h"
 #include "gateway/router/path.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
 #include "gateway/server/worker.h"
@@ -12,12 +13,6 @@
 
 namespace sluice {
 namespace {
-
-uint64_t nowMicros(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
 
 std::string jsonMessage(std::string_view message) {
   std::string body = "{\"message\":\"";

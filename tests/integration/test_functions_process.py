@@ -6,7 +6,9 @@ memory limit, init errors, and no orphan after sluice is killed with SIGKILL."""
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -140,13 +142,19 @@ class TestColdAndWarm(ProcessRuntimeCase):
         self.assertEqual(self.fmetric("sluice_function_invocations_total", "echo"), 2)
         self.assertEqual(self.fmetric("sluice_function_instances", "echo"), 1)
         self.assertEqual(self.fmetric("sluice_function_errors_total", "echo"), 0)
-        self.assertGreater(self.fmetric("sluice_function_billed_gb_seconds_total", "echo"), 0)
+        self.assertGreater(self.fmetric("sluice_function_billed_gigabyte_seconds_total", "echo"), 0)
         cost = self.fmetric("sluice_function_estimated_cost_dollars_total", "echo")
         self.assertGreater(cost, 2 * 0.20 / 1e6 - 1e-12)
         self.assertEqual(metric(self.metrics(), "sluice_function_duration_seconds_count",
                                 function="echo"), 2)
         self.assertGreater(self.fmetric("sluice_function_init_duration_seconds_total", "echo"),
                            0)
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool not installed (scripts/install-deps does)")
+        text = fetch_metrics(self.admin_port)[0]
+        p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, "promtool: %s%s" % (p.stdout.decode(), p.stderr.decode()))
 
     def test_payload_format_1_0_and_post_body(self):
         self.start(function_yaml("echo", "testfn.echo", payload_format='"1.0"'),
