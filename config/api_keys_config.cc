@@ -7,6 +7,7 @@
 #include <set>
 
 #include "config/admin_config.h"
+#include "gateway/http/message.h"
 
 namespace sluice::config::detail {
 namespace {
@@ -168,13 +169,6 @@ void readPlan(Reader& reader, const Field& field, UsagePlan& out) {
   if (const Field* f = fields.get("routes")) readPlanRoutes(reader, *f, out);
 }
 
-int hexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // `key:` as a value (normally ${ENV}) or `sha256:<64 hex>`; messages never quote it.
 bool readKey(Reader& reader, const Field& field, std::string& sha) {
   if (!field.value.IsScalar()) {
@@ -200,7 +194,7 @@ bool readKey(Reader& reader, const Field& field, std::string& sha) {
   }
   sha.resize(32);
   for (size_t i = 0; i < 32; ++i) {
-    int hi = hexDigit(hex[2 * i]), lo = hexDigit(hex[2 * i + 1]);
+    int hi = http::hexDigitValue(hex[2 * i]), lo = http::hexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       reader.error(field,
                    "expected sha256: followed by 64 hex digits (found a character that "

@@ -89,9 +89,10 @@ struct Function {
   std::vector<std::string> binary_media_types;
 
   // kProcess
-  std::vector<std::string> command;  // argv; relative paths resolve against the config dir
-  std::string handler;               // _HANDLER
-  std::string working_dir;           // LAMBDA_TASK_ROOT and cwd; default: config file's dir
+  std::vector<std::string> command;  // argv, as written
+  std::string program;      // command[0] resolved when the config loads (PATH, working_dir)
+  std::string handler;      // _HANDLER
+  std::string working_dir;  // LAMBDA_TASK_ROOT and cwd; default: config file's dir
   std::vector<std::pair<std::string, std::string>> environment;
   uint32_t max_concurrency = 10;   // busy instances at once
   uint32_t max_queue = 100;        // requests waiting for an instance; beyond → 429

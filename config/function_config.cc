@@ -212,40 +212,47 @@ void readProcess(Reader& reader, const Field& item, const Fields& fields,
       out.working_dir = dir;
     }
   }
-  if (!out.command.empty() && !out.command[0].empty()) {
-    // A missing program would only show at the first request, as 502s: say it now.
-    const Field* f = fields.get("command");
-    const std::string& program = out.command[0];
-    bool found = false;
-    if (program.find('/') != std::string::npos) {
-      std::string path = program[0] == '/' ? program : out.working_dir + "/" + program;
-      struct stat st {};
-      // A directory passes access(X_OK) but cannot be executed.
-      found =
-          access(path.c_str(), X_OK) == 0 && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-    } else {
-      const char* env_path = std::getenv("PATH");
-      std::string_view dirs = env_path ? env_path : "/usr/local/bin:/usr/bin:/bin";
-      while (!found && !dirs.empty()) {
-        size_t colon = dirs.find(':');
-        std::string dir(dirs.substr(0, colon));
-        dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
-        found = access(((dir.empty() ? "." : dir) + "/" + program).c_str(), X_OK) == 0;
-      }
-    }
-    if (!found) {
-      reader.error(*f, program.find('/') != std::string::npos
-                           ? "command: '" + program + "' is not an executable file (relative " +
-                                 "paths start from working_dir)"
-                           : "command: program '" + program + "' not found in PATH");
-    }
-  }
   if (const Field* f = fields.get("environment")) {
     readStringMap(reader, *f, /*env_names=*/true, out.environment);
     for (const auto& [name, value] : out.environment) {
       if (reservedEnv(name)) {
         reader.error(*f, "'" + name + "' is set by sluice; it cannot be set in 'environment'");
       }
+    }
+  }
+  if (!out.command.empty() && !out.command[0].empty()) {
+    // A missing program would only show at the first request, as 502s: say it now.
+    const Field* f = fields.get("command");
+    // Resolved here, like execvp would, so that the child after fork has nothing to
+    // look up (and PATH is the function's own when its environment sets one).
+    const std::string& program = out.command[0];
+    auto executable = [](const std::string& path) {
+      struct stat st {};
+      // A directory passes access(X_OK) but cannot be executed.
+      return access(path.c_str(), X_OK) == 0 && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    };
+    if (program.find('/') != std::string::npos) {
+      std::string path = program[0] == '/' ? program : out.working_dir + "/" + program;
+      if (executable(path)) out.program = path;
+    } else {
+      const char* env_path = std::getenv("PATH");
+      std::string_view dirs = env_path ? env_path : "/usr/local/bin:/usr/bin:/bin";
+      for (const auto& [k, v] : out.environment) {
+        if (k == "PATH") dirs = v;
+      }
+      while (out.program.empty() && !dirs.empty()) {
+        size_t colon = dirs.find(':');
+        std::string dir(dirs.substr(0, colon));
+        dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
+        std::string path = (dir.empty() ? out.working_dir : dir) + "/" + program;
+        if (executable(path)) out.program = path;
+      }
+    }
+    if (out.program.empty()) {
+      reader.error(*f, program.find('/') != std::string::npos
+                           ? "command: '" + program + "' is not an executable file (relative " +
+                                 "paths start from working_dir)"
+                           : "command: program '" + program + "' not found in PATH");
     }
   }
   int64_t n = 0;

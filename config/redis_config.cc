@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "config/admin_config.h"
+#include "gateway/http/message.h"
 
 namespace sluice::config::detail {
 namespace {
@@ -16,13 +17,6 @@ const Schema kTls{{"ca", "verify"}};
 constexpr unsigned kMaxPool = 16;
 constexpr int64_t kMaxDb = 0x7fffffff;
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool percentDecode(std::string_view in, std::string& out) {
   out.clear();
   for (size_t i = 0; i < in.size(); ++i) {
@@ -30,8 +24,8 @@ bool percentDecode(std::string_view in, std::string& out) {
       out.push_back(in[i]);
       continue;
     }
-    int hi = i + 1 < in.size() ? hexValue(in[i + 1]) : -1;
-    int lo = i + 2 < in.size() ? hexValue(in[i + 2]) : -1;
+    int hi = i + 1 < in.size() ? http::hexDigitValue(in[i + 1]) : -1;
+    int lo = i + 2 < in.size() ? http::hexDigitValue(in[i + 2]) : -1;
     if (hi < 0 || lo < 0) return false;
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "filters/api_key/api_key.h"
+#include "gateway/http/message.h"
 #include "gateway/server/log.h"
 
 namespace sluice::api_key {
@@ -25,13 +26,6 @@ int64_t wallSeconds() {
   return ts.tv_sec;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // The value of query parameter `name` in `query` ("a=1&b=2"), percent-decoded.
 bool queryValue(std::string_view query, std::string_view name, std::string& out) {
   while (!query.empty()) {
@@ -44,9 +38,10 @@ bool queryValue(std::string_view query, std::string_view name, std::string& out)
         eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     out.clear();
     for (size_t i = 0; i < value.size(); ++i) {
-      if (value[i] == '%' && i + 2 < value.size() && hexValue(value[i + 1]) >= 0 &&
-          hexValue(value[i + 2]) >= 0) {
-        out += static_cast<char>(hexValue(value[i + 1]) << 4 | hexValue(value[i + 2]));
+      if (value[i] == '%' && i + 2 < value.size() && http::hexDigitValue(value[i + 1]) >= 0 &&
+          http::hexDigitValue(value[i + 2]) >= 0) {
+        out += static_cast<char>(http::hexDigitValue(value[i + 1]) << 4 |
+                                 http::hexDigitValue(value[i + 2]));
         i += 2;
       } else {
         out += value[i] == '+' ? ' ' : value[i];

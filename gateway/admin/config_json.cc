@@ -63,7 +63,8 @@ json function(const config::Function& f) {
            {"binary_media_types", types}};
   if (f.runtime == config::FunctionRuntime::kProcess) {
     json env = json::object();
-    for (const auto& [k, v] : f.environment) env[k] = v;
+    // Functions keep secrets in their environment as often as not: names only.
+    for (const auto& [k, v] : f.environment) env[k] = kRedacted;
     out["command"] = f.command;
     out["handler"] = f.handler;
     out["working_dir"] = f.working_dir;

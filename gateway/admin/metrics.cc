@@ -389,7 +389,8 @@ void MetricsRegistry::renderFunctions(std::string& out, const config::Config& cu
                     buckets, sum(f, &FunctionMetrics::duration_us));
   }
   appendHeader(out, "sluice_function_concurrent_executions", "gauge",
-               "Invocations in flight (process runtime: instances running one).");
+               "Invocations in flight: from the request's invoke to its result (waiting for an "
+               "instance included).");
   for (size_t f = 0; f < function_names_.size(); ++f) {
     int64_t n = 0;
     for (const auto& w : workers_) n += w->functions[f]->in_flight.get();

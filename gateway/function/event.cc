@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "gateway/http/message.h"
+
 namespace sluice::function {
 namespace {
 
@@ -40,13 +42,6 @@ std::string_view trimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Length of the well-formed UTF-8 sequence starting at data[i], or 0 when the bytes
@@ -101,22 +96,11 @@ std::string escapeInvalidUtf8(std::string_view s) {
 }
 
 // application/x-www-form-urlencoded decoding, as API Gateway applies to query strings
-// ('+' is a space). A malformed escape ("%zz", a trailing '%') is kept literally
-// rather than failing the whole request.
+// ('+' is a space).
 std::string decodeQueryComponent(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
+  appendPercentDecoded(out, s, /*plus_is_space=*/true);
   return out;
 }
 
@@ -823,6 +807,20 @@ bool isValidUtf8(std::string_view data) {
     i += len;
   }
   return true;
+}
+
+void appendPercentDecoded(std::string& out, std::string_view in, bool plus_is_space) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    int hi = c == '%' && i + 2 < in.size() ? http::hexDigitValue(in[i + 1]) : -1;
+    int lo = hi >= 0 ? http::hexDigitValue(in[i + 2]) : -1;
+    if (hi >= 0 && lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(plus_is_space && c == '+' ? ' ' : c);
+    }
+  }
 }
 
 }  // namespace sluice::function

@@ -67,4 +67,9 @@ std::string base64Encode(std::string_view data);
 bool base64Decode(std::string_view text, std::string& out);
 bool isValidUtf8(std::string_view data);
 
+// Appends `in` with its %XX escapes decoded ('+' as a space too when `plus_is_space`:
+// form encoding). A malformed escape ("%zz", a trailing '%') is kept as written rather
+// than failing the request: API Gateway does the same.
+void appendPercentDecoded(std::string& out, std::string_view in, bool plus_is_space);
+
 }  // namespace sluice::function

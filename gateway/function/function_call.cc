@@ -12,34 +12,12 @@
 #include "gateway/admin/metrics.h"
 #include "gateway/function/event.h"
 #include "gateway/function/invoker.h"
+#include "gateway/http/message.h"
 #include "gateway/server/clock.h"
 #include "gateway/server/log.h"
 
 namespace sluice::function {
 namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Route parameters arrive with percent-encoding kept (only unreserved characters were
-// decoded by path normalisation); API Gateway hands functions decoded values. A bad
-// escape is kept as written rather than refused: the route already matched.
-void appendDecoded(std::string& out, std::string_view in) {
-  for (size_t i = 0; i < in.size(); ++i) {
-    int hi = in[i] == '%' && i + 2 < in.size() ? hexValue(in[i + 1]) : -1;
-    int lo = hi >= 0 ? hexValue(in[i + 2]) : -1;
-    if (hi >= 0 && lo >= 0) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-}
 
 // Headers sluice sets itself from the body it sends; a function's copy would clash.
 bool framingHeader(std::string_view name) {
@@ -212,7 +190,9 @@ class FunctionCall final : public BackendCall, public InvokeHandler {
     std::vector<std::pair<size_t, size_t>> spans;
     for (size_t i = 0; i < x_.paramCount(); ++i) {
       size_t at = params_.size();
-      appendDecoded(params_, x_.param(i).value);
+      // Route parameters keep their percent-encoding (path normalisation decodes only
+      // unreserved characters); API Gateway hands functions decoded values.
+      appendPercentDecoded(params_, x_.param(i).value, /*plus_is_space=*/false);
       spans.emplace_back(at, params_.size() - at);
     }
     for (size_t i = 0; i < x_.paramCount(); ++i) {

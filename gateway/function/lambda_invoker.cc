@@ -28,6 +28,7 @@
 #include "gateway/http/chunked.h"
 #include "gateway/http/h1_parser.h"
 #include "gateway/http/message.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
 #include "gateway/server/tls_client.h"
@@ -40,10 +41,6 @@ namespace {
 constexpr int64_t kIdleLifetimeMs = 30'000;
 // Error messages from the service go into the detail (a log line): keep them short.
 constexpr size_t kMaxDetailMessage = 240;
-
-timeval toTimeval(int64_t ms) {
-  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
 
 // Printable ASCII only, at most `max` bytes: the text ends up in a log line.
 void appendSanitized(std::string& out, std::string_view s, size_t max) {
@@ -283,7 +280,7 @@ uint64_t LambdaInvoker::invoke(std::string&& payload, std::string_view request_i
     failSoon(call, setup_error_.empty() ? "TLS is not available" : setup_error_);
     return ticket;
   }
-  timeval tv = toTimeval(timeout_ms_);
+  timeval tv = toTimeval(config::Duration(timeout_ms_));
   event_add(&call->timer, &tv);
   start(call, true);
   return ticket;
@@ -363,7 +360,7 @@ Conn* LambdaInvoker::connect(std::string& error) {
   event_assign(&c->timer, base_, -1, 0, &onConnTimer, c);
   bufferevent_setcb(bev, &onRead, nullptr, &onEvent, c);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
-  timeval tv = toTimeval(connect_timeout_ms_);
+  timeval tv = toTimeval(config::Duration(connect_timeout_ms_));
   event_add(&c->timer, &tv);
   return c;
 }
@@ -676,7 +673,7 @@ void LambdaInvoker::makeIdle(Conn* c) {
     c->chunks = nullptr;
   }
   idle_.push_back(c);
-  timeval tv = toTimeval(kIdleLifetimeMs);
+  timeval tv = toTimeval(config::Duration(kIdleLifetimeMs));
   event_add(&c->timer, &tv);
 }
 

@@ -1,6 +1,8 @@
 #include "gateway/function/process_host.h"
 
+#include <dirent.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -8,12 +10,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -47,13 +51,10 @@ constexpr int kMemoryCheckMs = 100;
 // How long an instance that answered is expected to take to ask for the next
 // invocation (a runtime does that at once).
 constexpr uint64_t kFinishingUs = 200'000;
+constexpr uint64_t kZombiePollUs = 20'000;
 
 uint64_t monoMicros() { return nowMicros(CLOCK_MONOTONIC); }
 uint64_t wallMillis() { return nowMicros(CLOCK_REALTIME) / 1000; }
-
-timeval toTimeval(uint64_t us) {
-  return timeval{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
-}
 
 // Everything that makes two instances interchangeable: invokers of configs that agree
 // on these share instances across reloads.
@@ -83,13 +84,23 @@ std::string fingerprint(const config::Function& fn) {
   return key;
 }
 
+struct Invocation;
+
 // Where the worker wants the result: its loop, and the invoker's table of tickets.
 struct InvokerState {
-  std::unordered_map<uint64_t, InvokeHandler*> pending;
+  struct Pending {
+    InvokeHandler* handler;
+    std::shared_ptr<Invocation> invocation;
+  };
+  std::unordered_map<uint64_t, Pending> pending;
   uint64_t next_ticket = 1;
 };
 
 struct Invocation {
+  // Set by the worker when the client went away: a queued invocation is then dropped
+  // instead of run (one that already runs goes on, as on Lambda). Written by the
+  // worker, read by the host: an atomic, no lock.
+  std::atomic<bool> cancelled{false};
   uint64_t ticket = 0;
   std::string payload;
   std::string request_id;  // the gateway's, for log lines
@@ -106,29 +117,97 @@ void deliver(Invocation& inv, Result&& result) {
     if (!s) return;
     auto it = s->pending.find(ticket);
     if (it == s->pending.end()) return;  // cancelled: the client went away
-    InvokeHandler* handler = it->second;
+    InvokeHandler* handler = it->second.handler;
     s->pending.erase(it);
     handler->onInvokeResult(std::move(result));
   });
 }
 
-// Looks a program up like execvp would, but here, before fork: the child may only make
-// async-signal-safe calls, and execvp's PATH search is not one.
-std::string findProgram(const std::string& program, const std::string& working_dir) {
-  if (program.find('/') != std::string::npos) {
-    return program[0] == '/' ? program : working_dir + "/" + program;
+// The inode of the client socket of a loopback TCP connection, from /proc/net/tcp: the
+// line whose local end is the connection's peer and whose remote end is our side.
+std::string clientSocketInode(const sockaddr_in& client, const sockaddr_in& server) {
+  char local[32], remote[32];
+  // /proc/net/tcp prints the address as the raw 32-bit value in hex and the port in
+  // host order.
+  std::snprintf(local, sizeof local, "%08X:%04X", client.sin_addr.s_addr, ntohs(client.sin_port));
+  std::snprintf(remote, sizeof remote, "%08X:%04X", server.sin_addr.s_addr, ntohs(server.sin_port));
+  FILE* f = std::fopen("/proc/net/tcp", "re");
+  if (f == nullptr) return {};
+  char line[512];
+  std::string inode;
+  while (inode.empty() && std::fgets(line, sizeof line, f) != nullptr) {
+    char l[64], r[64], ino[32];
+    unsigned long long skip;
+    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+    if (std::sscanf(line, " %llu: %63s %63s %*s %*s %*s %*s %*s %*s %31s", &skip, l, r, ino) == 4 &&
+        std::strcmp(l, local) == 0 && std::strcmp(r, remote) == 0) {
+      inode = ino;
+    }
   }
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (!dirs.empty()) {
-    size_t colon = dirs.find(':');
-    std::string dir(dirs.substr(0, colon));
-    dirs = colon == std::string_view::npos ? "" : dirs.substr(colon + 1);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + program;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  std::fclose(f);
+  return inode;
+}
+
+bool pidHoldsSocket(pid_t pid, const std::string& target) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return false;
+  bool found = false;
+  char link[64];
+  while (!found) {
+    dirent* e = readdir(d);
+    if (e == nullptr) break;
+    std::string path = dir + "/" + e->d_name;
+    ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = '\0';
+    found = target == link;
   }
-  return program;
+  closedir(d);
+  return found;
+}
+
+// Whether the client end of the accepted loopback connection `fd` is held by a process
+// of process group `pgid` (the instance, and whatever it started).
+bool peerInGroup(int fd, pid_t pgid) {
+  sockaddr_in client{}, server{};
+  socklen_t len = sizeof client;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&client), &len) != 0 ||
+      client.sin_family != AF_INET) {
+    return false;
+  }
+  len = sizeof server;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&server), &len) != 0) return false;
+  std::string inode = clientSocketInode(client, server);
+  if (inode.empty()) return false;
+  std::string target = "socket:[" + inode + "]";
+  if (pidHoldsSocket(pgid, target)) return true;
+  // A wrapper (`sh -c ...`) may have started the runtime: look at the whole group.
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return false;
+  bool found = false;
+  while (!found) {
+    dirent* e = readdir(proc);
+    if (e == nullptr) break;
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == pgid) continue;
+    std::string stat_path = std::string("/proc/") + e->d_name + "/stat";
+    FILE* f = std::fopen(stat_path.c_str(), "re");
+    if (f == nullptr) continue;
+    char buf[512];
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    const char* close = std::strrchr(buf, ')');
+    long pgrp = 0;
+    if (close != nullptr && std::sscanf(close + 1, " %*c %*d %ld", &pgrp) == 1 && pgrp == pgid) {
+      found = pidHoldsSocket(static_cast<pid_t>(pid), target);
+    }
+  }
+  closedir(proc);
+  return found;
 }
 
 }  // namespace
@@ -160,6 +239,7 @@ class Host::Impl {
     uint64_t started_us = 0;
     evhttp_request* next_req = nullptr;  // the pending long poll, when idle
     evhttp_connection* next_conn = nullptr;
+    std::vector<evhttp_connection*> trusted;  // connections from the instance's processes
     std::shared_ptr<Invocation> current;
     // Output read after the reply (pipes are read when the loop gets to them) belongs
     // to the invocation that just ended: it keeps that request's id in the log.
@@ -172,8 +252,7 @@ class Host::Impl {
   struct Pool {
     Impl* host = nullptr;
     std::string key;
-    config::Function fn;
-    std::shared_ptr<const config::Config> config;  // keeps fn's source alive (logs)
+    config::Function fn;  // a copy: the pool may outlive the config it came from
     FunctionHostMetrics* metrics = nullptr;
     std::string arn;
     unsigned refs = 0;  // invokers alive
@@ -190,6 +269,7 @@ class Host::Impl {
     base_ = event_base_new();
     mailbox_ = std::make_unique<Mailbox>(base_);
     reap_ev_ = evtimer_new(base_, &onReap, this);
+    zombie_timer_ = evtimer_new(base_, &onZombieTimer, this);
   }
 
   ~Impl() {
@@ -197,6 +277,10 @@ class Host::Impl {
     reap();
     for (auto& [key, pool] : pools_) freePool(*pool);
     pools_.clear();
+    // Everything got SIGKILL in stop(): wait a little for the kernel to finish them,
+    // but never hang the exit on a process stuck in uninterruptible sleep.
+    for (int i = 0; i < 200 && !reapZombies(); ++i) usleep(10'000);
+    event_free(zombie_timer_);
     event_free(reap_ev_);
     mailbox_.reset();
     event_base_free(base_);
@@ -233,15 +317,13 @@ class Host::Impl {
 
   // ---- on the host thread ----
 
-  void attach(const std::string& key, const config::Function& fn,
-              const std::shared_ptr<const config::Config>& config, FunctionHostMetrics* metrics) {
+  void attach(const std::string& key, const config::Function& fn, FunctionHostMetrics* metrics) {
     std::unique_ptr<Pool>& slot = pools_[key];
     if (!slot) {
       slot = std::make_unique<Pool>();
       slot->host = this;
       slot->key = key;
       slot->fn = fn;
-      slot->config = config;
       slot->metrics = metrics;
       const char* region = std::getenv("AWS_REGION");
       slot->arn = "arn:aws:lambda:" + std::string(region && *region ? region : "us-east-1") +
@@ -306,7 +388,7 @@ class Host::Impl {
     return i.state == Instance::State::kIdle && i.next_req != nullptr;
   }
 
-  static unsigned finishingCount(const Pool& pool) {
+  static size_t finishingCount(const Pool& pool) {
     unsigned n = 0;
     for (const auto& i : pool.instances) n += i->state == Instance::State::kFinishing;
     return n;
@@ -327,14 +409,10 @@ class Host::Impl {
   // max_concurrency), keeps min_instances warm, and arms the queue timer.
   void schedule(Pool& pool) {
     if (shutting_down_) return;
+    dropCancelled(pool);
     for (auto& i : pool.instances) {
       if (pool.queue.empty()) break;
-      if (ready(*i)) {
-        std::shared_ptr<Invocation> inv = std::move(pool.queue.front());
-        pool.queue.pop_front();
-        pool.metrics->queued.add(-1);
-        assign(*i, std::move(inv));
-      }
+      if (ready(*i) && liveNext(*i)) assign(*i, popFront(pool));
     }
     size_t soon = pool.starting + finishingCount(pool);
     size_t wanted = pool.queue.size() > soon ? pool.queue.size() - soon : 0;
@@ -346,7 +424,7 @@ class Host::Impl {
       uint64_t now = monoMicros();
       if (now < pool.retry_after_us) {
         // A warm instance failed to start a moment ago: retry later, not in a loop.
-        timeval tv = toTimeval(pool.retry_after_us - now);
+        timeval tv = microsToTimeval(pool.retry_after_us - now);
         evtimer_add(pool.retry_timer, &tv);
       } else {
         while (pool.alive < pool.fn.min_instances) {
@@ -357,23 +435,45 @@ class Host::Impl {
     if (!pool.queue.empty() && wanted > 0 && pool.alive == 0) {
       // Nothing could be started at all (spawn failed): answer rather than wait.
       while (!pool.queue.empty()) {
-        std::shared_ptr<Invocation> inv = std::move(pool.queue.front());
-        pool.queue.pop_front();
-        pool.metrics->queued.add(-1);
-        deliver(*inv, {Outcome::kFailed, {}, "could not start an instance", 0});
+        deliver(*popFront(pool), {Outcome::kFailed, {}, "could not start an instance", 0});
       }
     }
     armQueueTimer(pool);
   }
 
+  std::shared_ptr<Invocation> popFront(Pool& pool) {
+    std::shared_ptr<Invocation> inv = std::move(pool.queue.front());
+    pool.queue.pop_front();
+    pool.metrics->queued.add(-1);
+    return inv;
+  }
+
+  // Invocations whose client went away are never run.
+  void dropCancelled(Pool& pool) {
+    for (auto it = pool.queue.begin(); it != pool.queue.end();) {
+      if ((*it)->cancelled.load(std::memory_order_relaxed)) {
+        it = pool.queue.erase(it);
+        pool.metrics->queued.add(-1);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // The first invocations of the queue have an instance on its way (starting, or about
+  // to ask for more): they wait for it — bounded by init_timeout — and queue_timeout
+  // applies only to those behind them, which wait for capacity.
+  size_t covered(const Pool& pool) const { return pool.starting + finishingCount(pool); }
+
   void armQueueTimer(Pool& pool) {
-    if (pool.queue.empty()) {
+    size_t first = covered(pool);
+    if (pool.queue.size() <= first) {
       evtimer_del(pool.queue_timer);
       return;
     }
-    uint64_t expiry = pool.queue.front()->queued_us + queueTimeoutUs(pool);
+    uint64_t expiry = pool.queue[first]->queued_us + queueTimeoutUs(pool);
     uint64_t now = monoMicros();
-    timeval tv = toTimeval(expiry > now ? expiry - now : 0);
+    timeval tv = microsToTimeval(expiry > now ? expiry - now : 0);
     evtimer_add(pool.queue_timer, &tv);
   }
 
@@ -385,12 +485,15 @@ class Host::Impl {
   static void onQueueTimer(evutil_socket_t, short, void* arg) {
     auto* pool = static_cast<Pool*>(arg);
     uint64_t now = monoMicros();
-    // Invocations wait in arrival order with one timeout, so expired ones are in front.
     Impl* host = pool->host;
-    while (!pool->queue.empty() &&
-           pool->queue.front()->queued_us + host->queueTimeoutUs(*pool) <= now) {
-      std::shared_ptr<Invocation> inv = std::move(pool->queue.front());
-      pool->queue.pop_front();
+    host->dropCancelled(*pool);
+    // Invocations wait in arrival order with one timeout, so the expired ones among
+    // those not covered by an instance on its way come first.
+    size_t first = host->covered(*pool);
+    while (pool->queue.size() > first &&
+           pool->queue[first]->queued_us + host->queueTimeoutUs(*pool) <= now) {
+      std::shared_ptr<Invocation> inv = std::move(pool->queue[first]);
+      pool->queue.erase(pool->queue.begin() + static_cast<ptrdiff_t>(first));
       pool->metrics->queued.add(-1);
       deliver(*inv, {Outcome::kThrottled,
                      {},
@@ -434,9 +537,9 @@ class Host::Impl {
     inst.started_us = monoMicros();
     inst.timer = evtimer_new(base_, &onInstanceTimer, &inst);
     inst.mem_timer = event_new(base_, -1, EV_PERSIST, &onMemoryTimer, &inst);
-    timeval mem = toTimeval(kMemoryCheckMs * 1000);
+    timeval mem = microsToTimeval(kMemoryCheckMs * 1000);
     evtimer_add(inst.mem_timer, &mem);
-    timeval init = toTimeval(static_cast<uint64_t>(pool.fn.init_timeout.count()) * 1000);
+    timeval init = microsToTimeval(static_cast<uint64_t>(pool.fn.init_timeout.count()) * 1000);
     evtimer_add(inst.timer, &init);
     ++pool.starting;
     ++pool.alive;
@@ -452,7 +555,7 @@ class Host::Impl {
     const config::Function& fn = pool.fn;
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
-    std::string program = findProgram(fn.command[0], fn.working_dir);
+    const std::string& program = fn.program;  // resolved by the config loader
     // sluice's variables first; `environment` replaces any of them it names (TZ, PATH,
     // AWS_REGION...) except the reserved ones, which the config loader refuses.
     std::map<std::string, std::string> vars;
@@ -498,6 +601,10 @@ class Host::Impl {
     }
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t parent = getpid();
+    rlimit files{};
+    int max_fd = getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < 65536
+                     ? static_cast<int>(files.rlim_cur)
+                     : 65536;
     const char* dir = fn.working_dir.c_str();
     pid_t pid = fork();
     if (pid == 0) {
@@ -511,9 +618,18 @@ class Host::Impl {
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
       signal(SIGPIPE, SIG_DFL);
-      dup2(devnull, 0);
+      if (devnull >= 0) {
+        dup2(devnull, 0);
+      } else {
+        ::close(0);
+      }
       dup2(out[1], 1);
       dup2(err[1], 2);
+      // Nothing else of sluice's reaches the function: libevent creates some sockets
+      // (Lambda, Redis, upstream connections) without close-on-exec.
+      if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
+        for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
+      }
       if (chdir(dir) != 0) _exit(126);
       execve(program.c_str(), argv.data(), envp.data());
       static const char kMsg[] = "sluice: cannot execute the function's command\n";
@@ -538,7 +654,7 @@ class Host::Impl {
       // Kernels before 5.3: poll for the exit instead.
       inst.exit_ev = event_new(base_, -1, EV_PERSIST, &onExit, &inst);
     }
-    timeval poll = toTimeval(50'000);
+    timeval poll = microsToTimeval(50'000);
     event_add(inst.exit_ev, inst.pidfd >= 0 ? nullptr : &poll);
     inst.out_fd = out[0];
     inst.err_fd = err[0];
@@ -579,7 +695,7 @@ class Host::Impl {
     evbuffer_add(body, inv->payload.data(), inv->payload.size());
     inst.last_request_id = inv->request_id.empty() ? "-" : inv->request_id;
     inst.current = std::move(inv);
-    timeval tv = toTimeval(timeout_us);
+    timeval tv = microsToTimeval(timeout_us);
     evtimer_add(inst.timer, &tv);
     evhttp_send_reply(req, 200, "OK", body);
     evbuffer_free(body);
@@ -593,7 +709,7 @@ class Host::Impl {
     evtimer_del(inst.timer);
     if (inst.state == Instance::State::kBusy) {
       inst.state = Instance::State::kFinishing;
-      timeval tv = toTimeval(kFinishingUs);
+      timeval tv = microsToTimeval(kFinishingUs);
       evtimer_add(inst.timer, &tv);
     }
     if (!inv) return;
@@ -625,9 +741,12 @@ class Host::Impl {
     --pool.alive;
     pool.metrics->instances.add(-1);
     if (inst.pid > 0) {
-      // The process got SIGKILL: this wait is short.
-      int status = 0;
-      while (waitpid(inst.pid, &status, 0) < 0 && errno == EINTR) {
+      // Killed, not yet reaped: reaped from a timer, never waited for here (a process
+      // stuck in the kernel must not stall every other function).
+      zombies_.push_back(inst.pid);
+      if (!evtimer_pending(zombie_timer_, nullptr)) {
+        timeval tv = microsToTimeval(kZombiePollUs);
+        evtimer_add(zombie_timer_, &tv);
       }
       inst.pid = -1;
     }
@@ -649,6 +768,23 @@ class Host::Impl {
     if (!shutting_down_) schedule(pool);
   }
 
+  // True when none is left.
+  bool reapZombies() {
+    std::erase_if(zombies_, [](pid_t pid) {
+      int status = 0;
+      return waitpid(pid, &status, WNOHANG) != 0;  // reaped, or not ours any more
+    });
+    return zombies_.empty();
+  }
+
+  static void onZombieTimer(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    if (!self->reapZombies()) {
+      timeval tv = microsToTimeval(kZombiePollUs);
+      evtimer_add(self->zombie_timer_, &tv);
+    }
+  }
+
   void scheduleReap() {
     timeval zero{0, 0};
     evtimer_add(reap_ev_, &zero);
@@ -660,7 +796,7 @@ class Host::Impl {
     std::vector<std::unique_ptr<Instance>> dead;
     dead.swap(graveyard_);
     for (auto& inst : dead) {
-      // Closes the runtime's connections; onNextClosed sees a dead instance.
+      // Closes the runtime's connections; onConnectionClosed sees a dead instance.
       evhttp_free(inst->http);
       for (event* e : {inst->exit_ev, inst->out_ev, inst->err_ev, inst->timer, inst->mem_timer}) {
         if (e) event_free(e);
@@ -692,9 +828,16 @@ class Host::Impl {
 
   static void onExit(evutil_socket_t, short, void* arg) {
     auto& inst = *static_cast<Instance*>(arg);
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(inst.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == 0) {
+      return;  // polling fallback: still running
+    }
+    // Whatever the instance started goes with it. Before reaping: until then the exited
+    // leader keeps its process group id from being reused.
+    ::kill(-inst.pid, SIGKILL);
     int status = 0;
     pid_t r = waitpid(inst.pid, &status, WNOHANG);
-    if (r == 0) return;  // polling fallback: still running
     Impl& host = *inst.host;
     std::string why;
     if (r > 0 && WIFSIGNALED(status)) {
@@ -721,11 +864,9 @@ class Host::Impl {
   // An instance that cannot start answers the invocation that was waiting for it (the
   // oldest): otherwise a broken function would keep every request for its queue timeout.
   void failOneQueued(Pool& pool, const std::string& why) {
+    dropCancelled(pool);
     if (pool.queue.empty()) return;
-    std::shared_ptr<Invocation> inv = std::move(pool.queue.front());
-    pool.queue.pop_front();
-    pool.metrics->queued.add(-1);
-    deliver(*inv, {Outcome::kFunctionError, {}, why, 0});
+    deliver(*popFront(pool), {Outcome::kFunctionError, {}, why, 0});
   }
 
   static void onInstanceTimer(evutil_socket_t, short, void* arg) {
@@ -740,7 +881,14 @@ class Host::Impl {
         host.kill(inst, "init timeout", Outcome::kFailed);
         return;
       case Instance::State::kBusy:
-        if (!inst.current) return;  // stalled after answering (see kFinishing)
+        if (!inst.current) {
+          LOG_WARN(
+              "function %s: instance %d answered but never asked for the next "
+              "invocation; replacing it",
+              pool.fn.name.c_str(), static_cast<int>(inst.pid));
+          host.kill(inst, "stalled", Outcome::kFailed);
+          return;
+        }
         LOG_WARN("function %s: request %s: timed out after %lld ms; killing instance %d",
                  pool.fn.name.c_str(), inst.current ? inst.current->request_id.c_str() : "-",
                  static_cast<long long>(pool.fn.timeout.count()), static_cast<int>(inst.pid));
@@ -753,11 +901,15 @@ class Host::Impl {
           host.kill(inst, "idle", Outcome::kFailed);
         }
         return;
-      case Instance::State::kFinishing:
-        // Slow to ask for more work: stop counting on it, start others if needed.
+      case Instance::State::kFinishing: {
+        // Slow to ask for more work: stop counting on it, start others if needed, and
+        // give it until init_timeout before it is replaced.
         inst.state = Instance::State::kBusy;
+        timeval tv = microsToTimeval(static_cast<uint64_t>(pool.fn.init_timeout.count()) * 1000);
+        evtimer_add(inst.timer, &tv);
         host.schedule(pool);
         return;
+      }
       case Instance::State::kDead:
         return;
     }
@@ -824,18 +976,62 @@ class Host::Impl {
     }
   }
 
-  void emit(Instance& inst, const std::string& line, bool is_err) {
+  void emit(Instance& inst, std::string& line, bool is_err) {
+    // A function's bytes must not forge log lines or drive a terminal.
+    for (char& c : line) {
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) c = '?';
+    }
     const char* request = inst.last_request_id.c_str();
     LOG_INFO("function %s[%d] %s %s: %s", inst.pool->fn.name.c_str(), static_cast<int>(inst.pid),
              request, is_err ? "stderr" : "stdout", line.c_str());
   }
 
-  static void onNextClosed(evhttp_connection* conn, void* arg) {
+  static void onConnectionClosed(evhttp_connection* conn, void* arg) {
     auto& inst = *static_cast<Instance*>(arg);
     if (inst.next_conn == conn) {
       inst.next_req = nullptr;
       inst.next_conn = nullptr;
     }
+    std::erase(inst.trusted, conn);
+  }
+
+  // Frees the connection of the pending long poll (and with it the request).
+  void dropNext(Instance& inst) {
+    evhttp_connection* conn = inst.next_conn;
+    inst.next_req = nullptr;
+    inst.next_conn = nullptr;
+    if (conn != nullptr) evhttp_connection_free(conn);  // runs onConnectionClosed
+  }
+
+  // Whether the runtime still waits on its long poll: a peek at the socket finds a
+  // runtime that closed it (else the invocation would be written into a dead socket
+  // and wait for its timeout).
+  bool liveNext(Instance& inst) {
+    if (inst.next_conn == nullptr) return false;
+    int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(inst.next_conn));
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+      return true;
+    }
+    dropNext(inst);
+    return false;
+  }
+
+  // Only the instance's own processes may speak its Runtime API: any local user could
+  // otherwise connect, take invocations (with their headers and bodies) and answer
+  // them. Loopback TCP has no peer credentials, so the client socket is looked up in
+  // /proc (once per connection; runtimes keep theirs open).
+  bool trusted(Instance& inst, evhttp_request* req) {
+    evhttp_connection* conn = evhttp_request_get_connection(req);
+    if (std::find(inst.trusted.begin(), inst.trusted.end(), conn) != inst.trusted.end()) {
+      return true;
+    }
+    int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+    if (inst.pid <= 0 || !peerInGroup(fd, inst.pid)) return false;
+    inst.trusted.push_back(conn);
+    evhttp_connection_set_closecb(conn, &onConnectionClosed, &inst);
+    return true;
   }
 
   static void reply(evhttp_request* req, int code, const char* reason, std::string_view json) {
@@ -857,6 +1053,14 @@ class Host::Impl {
       reply(req, 410, "Gone", R"({"errorMessage":"instance stopped","errorType":"Gone"})");
       return;
     }
+    if (!trusted(inst, req)) {
+      LOG_WARN("function %s: refused a Runtime API connection that is not from instance %d",
+               pool.fn.name.c_str(), static_cast<int>(inst.pid));
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+      reply(req, 403, "Forbidden",
+            R"({"errorMessage":"not this instance's runtime","errorType":"Forbidden"})");
+      return;
+    }
     std::string_view uri = evhttp_request_get_uri(req);
     if (size_t q = uri.find('?'); q != std::string_view::npos) uri = uri.substr(0, q);
     if (!uri.starts_with(kApiPrefix)) {
@@ -867,10 +1071,10 @@ class Host::Impl {
     evhttp_cmd_type method = evhttp_request_get_command(req);
     if (rest == "invocation/next" && method == EVHTTP_REQ_GET) {
       if (inst.next_req != nullptr) {
-        reply(
-            req, 400, "Bad Request",
-            R"({"errorMessage":"already waiting for the next invocation","errorType":"InvalidState"})");
-        return;
+        // A connection answers one request at a time, so a second long poll comes on
+        // another connection: the runtime gave up on the first one (libevent does not
+        // tell us when a client leaves a request unanswered). Forget that one.
+        dropNext(inst);
       }
       if (inst.state == Instance::State::kStarting) {
         --pool.starting;
@@ -887,12 +1091,9 @@ class Host::Impl {
       inst.state = Instance::State::kIdle;
       inst.next_req = req;
       inst.next_conn = evhttp_request_get_connection(req);
-      evhttp_connection_set_closecb(inst.next_conn, &onNextClosed, &inst);
+      dropCancelled(pool);
       if (!pool.queue.empty() && !shutting_down_) {
-        std::shared_ptr<Invocation> inv = std::move(pool.queue.front());
-        pool.queue.pop_front();
-        pool.metrics->queued.add(-1);
-        assign(inst, std::move(inv));
+        assign(inst, popFront(pool));
         armQueueTimer(pool);
         return;
       }
@@ -900,7 +1101,7 @@ class Host::Impl {
         kill(inst, "function configuration replaced", Outcome::kFailed);
         return;
       }
-      timeval idle = toTimeval(static_cast<uint64_t>(pool.fn.idle_timeout.count()) * 1000);
+      timeval idle = microsToTimeval(static_cast<uint64_t>(pool.fn.idle_timeout.count()) * 1000);
       evtimer_add(inst.timer, &idle);
       return;
     }
@@ -967,6 +1168,8 @@ class Host::Impl {
 
   event_base* base_ = nullptr;
   event* reap_ev_ = nullptr;
+  event* zombie_timer_ = nullptr;
+  std::vector<pid_t> zombies_;  // killed instances not yet reaped
   std::vector<std::unique_ptr<Instance>> graveyard_;
   std::unique_ptr<Mailbox> mailbox_;
   std::thread thread_;
@@ -979,15 +1182,13 @@ namespace {
 
 class ProcessInvoker final : public Invoker {
  public:
-  ProcessInvoker(Host::Impl& host, Worker& worker, std::shared_ptr<const config::Config> config,
-                 const config::Function& fn, FunctionHostMetrics* metrics)
+  ProcessInvoker(Host::Impl& host, Worker& worker, const config::Function& fn,
+                 FunctionHostMetrics* metrics)
       : host_(host),
         worker_(worker),
         key_(fingerprint(fn)),
         state_(std::make_shared<InvokerState>()) {
-    host_.post([&host = host_, key = key_, fn, config = std::move(config), metrics] {
-      host.attach(key, fn, config, metrics);
-    });
+    host_.post([&host = host_, key = key_, fn, metrics] { host.attach(key, fn, metrics); });
   }
 
   ~ProcessInvoker() override {
@@ -997,8 +1198,8 @@ class ProcessInvoker final : public Invoker {
   uint64_t invoke(std::string&& payload, std::string_view request_id,
                   InvokeHandler* handler) override {
     uint64_t ticket = state_->next_ticket++;
-    state_->pending.emplace(ticket, handler);
     auto inv = std::make_shared<Invocation>();
+    state_->pending.emplace(ticket, InvokerState::Pending{handler, inv});
     inv->ticket = ticket;
     inv->payload = std::move(payload);
     inv->request_id = request_id;
@@ -1010,7 +1211,12 @@ class ProcessInvoker final : public Invoker {
     return ticket;
   }
 
-  void cancel(uint64_t ticket) override { state_->pending.erase(ticket); }
+  void cancel(uint64_t ticket) override {
+    auto it = state_->pending.find(ticket);
+    if (it == state_->pending.end()) return;
+    it->second.invocation->cancelled.store(true, std::memory_order_relaxed);
+    state_->pending.erase(it);
+  }
 
  private:
   Host::Impl& host_;
@@ -1029,11 +1235,9 @@ void Host::start() { impl_->start(); }
 
 void Host::stop() { impl_->stop(); }
 
-std::unique_ptr<Invoker> Host::makeInvoker(Worker& worker,
-                                           std::shared_ptr<const config::Config> config,
-                                           const config::Function& fn,
+std::unique_ptr<Invoker> Host::makeInvoker(Worker& worker, const config::Function& fn,
                                            FunctionHostMetrics* metrics) {
-  return std::make_unique<ProcessInvoker>(*impl_, worker, std::move(config), fn, metrics);
+  return std::make_unique<ProcessInvoker>(*impl_, worker, fn, metrics);
 }
 
 }  // namespace sluice::function

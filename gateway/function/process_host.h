@@ -39,8 +39,8 @@ class Host {
   // shared by every invoker of the same function settings (a reload that keeps them
   // keeps the warm instances); the last invoker of a settings set gone, its instances
   // stop once idle. Thread-safe.
-  std::unique_ptr<Invoker> makeInvoker(Worker& worker, std::shared_ptr<const config::Config> config,
-                                       const config::Function& fn, FunctionHostMetrics* metrics);
+  std::unique_ptr<Invoker> makeInvoker(Worker& worker, const config::Function& fn,
+                                       FunctionHostMetrics* metrics);
 
   class Impl;
 

@@ -18,13 +18,6 @@ constexpr int kMaxHexDigits = 16;
 // Data is moved in steps that fit evbuffer_remove_buffer's int return value.
 constexpr size_t kMaxMoveStep = size_t{1} << 30;
 
-int hexValue(uint8_t c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool isOws(uint8_t c) { return c == ' ' || c == '\t'; }
 // field-vchar / HTAB / SP; also good enough for chunk-ext, which is validated loosely.
 bool isValueByte(uint8_t c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
@@ -48,7 +41,7 @@ bool ChunkedDecoder::step(uint8_t c) {
   }
   switch (state_) {
     case State::kSizeStart: {
-      int v = hexValue(c);
+      int v = http::hexDigitValue(c);
       if (v < 0) return fail("invalid chunk size");
       remaining_ = v;
       size_digits_ = 1;
@@ -56,7 +49,7 @@ bool ChunkedDecoder::step(uint8_t c) {
       return true;
     }
     case State::kSizeDigits: {
-      if (int v = hexValue(c); v >= 0) {
+      if (int v = http::hexDigitValue(c); v >= 0) {
         if (++size_digits_ > kMaxHexDigits) return fail("chunk size has too many digits");
         // Capped at INT64_MAX like Content-Length, so signed offsets downstream stay safe.
         if (remaining_ > (uint64_t{INT64_MAX} >> 4)) return fail("chunk size overflow");

@@ -62,6 +62,14 @@ struct ResponseHead {
   const Header* find(std::string_view name) const;
 };
 
+// The value of an ASCII hex digit; -1 for any other byte (percent-escapes, chunk sizes).
+constexpr int hexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // ASCII case-insensitive equality for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
 

@@ -2,17 +2,12 @@
 
 #include <array>
 
+#include "gateway/http/message.h"
+
 namespace sluice::router {
 namespace {
 
 constexpr char kUpperHex[] = "0123456789ABCDEF";
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool isControl(unsigned char c) { return c < 0x20 || c == 0x7F; }
 
@@ -68,8 +63,8 @@ PathStatus normalizePath(std::string_view raw, std::string& out) {
       }
       if (c == '/') break;
       if (c != '%' || end - r < 3) return fail(out, PathStatus::kInvalid);
-      const int hi = hexValue(r[1]);
-      const int lo = hexValue(r[2]);
+      const int hi = http::hexDigitValue(r[1]);
+      const int lo = http::hexDigitValue(r[2]);
       if (hi < 0 || lo < 0) return fail(out, PathStatus::kInvalid);
       const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
       // Upstreams written in C stop at an encoded NUL; control bytes smuggle log lines.

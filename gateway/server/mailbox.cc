@@ -20,10 +20,15 @@ Mailbox::~Mailbox() {
 }
 
 void Mailbox::post(std::function<void()> fn) {
+  bool was_empty;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    was_empty = queue_.empty();
     queue_.push_back(std::move(fn));
   }
+  // The reader takes the whole queue at once: a queue that was not empty already has a
+  // wake-up on its way.
+  if (!was_empty) return;
   uint64_t one = 1;
   ssize_t ignored = ::write(fd_, &one, sizeof one);
   (void)ignored;

@@ -1,7 +1,9 @@
 // A queue of functions that other threads post to an event loop: the only way into a
 // worker from outside, and the way workers report back to the main thread. The poster
-// takes a mutex briefly; the loop never blocks on it. Meant for rare control messages,
-// never for per-request traffic.
+// takes a mutex briefly; the loop never blocks on it. Meant for control messages; the
+// one per-request use is the process function runtime (one post each way per
+// invocation, next to a Runtime API round trip that costs far more). A burst of posts
+// wakes the loop once.
 #pragma once
 
 #include <functional>

@@ -15,6 +15,7 @@
 #include "gateway/function/process_host.h"
 #include "gateway/limits/limiter.h"
 #include "gateway/redis/redis_client.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/http1_connection.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
@@ -26,10 +27,6 @@ namespace {
 // cannot starve the connections already on this worker.
 constexpr int kAcceptBatch = 64;
 
-timeval toTimeval(config::Duration d) {
-  return timeval{static_cast<time_t>(d.count() / 1000),
-                 static_cast<suseconds_t>((d.count() % 1000) * 1000)};
-}
 }  // namespace
 
 Worker::Worker(unsigned id, WorkerMetrics& metrics, Plan initial) : id_(id), metrics_(metrics) {
@@ -154,8 +151,8 @@ std::shared_ptr<Worker::Snapshot> Worker::makeSnapshot(Plan& plan) {
     if (fn.runtime == config::FunctionRuntime::kLambda) {
       owned->invokers.push_back(function::makeLambdaInvoker(base_, fn));
     } else {
-      owned->invokers.push_back(plan.functions->makeInvoker(
-          *this, owned->config, fn, owned->metrics.function_hosts.at(name)));
+      owned->invokers.push_back(
+          plan.functions->makeInvoker(*this, fn, owned->metrics.function_hosts.at(name)));
     }
     b.invoker = owned->invokers.back().get();
   }

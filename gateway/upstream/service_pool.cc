@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "gateway/server/clock.h"
 #include "gateway/server/io.h"
 #include "gateway/server/stream.h"
 #include "gateway/server/worker.h"
@@ -21,10 +22,6 @@ constexpr size_t kReadSize = 16 * 1024;
 // usually close sooner, which we notice as EOF while idle.
 constexpr int kIdleSeconds = 30;
 
-timeval toTimeval(config::Duration d) {
-  return timeval{static_cast<time_t>(d.count() / 1000),
-                 static_cast<suseconds_t>((d.count() % 1000) * 1000)};
-}
 }  // namespace
 
 UpstreamConnection::UpstreamConnection(Worker& worker, size_t endpoint)

@@ -8,13 +8,15 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
 import unittest
 
 from admin_helpers import fetch_metrics, metric
-from harness import ROOT, SluiceTestCase, free_port
+from harness import ROOT, Client, SluiceTestCase, build_request, free_port
 
 PY_BOOTSTRAP = os.path.join(ROOT, "examples", "functions", "python", "bootstrap.py")
 NODE_BOOTSTRAP = os.path.join(ROOT, "examples", "functions", "node", "bootstrap.js")
@@ -280,6 +282,76 @@ class TestFailures(ProcessRuntimeCase):
         self.assertJsonError(r, 502, "Internal server error")
         self.assertTrue(wait_until(lambda: "instance failed to start" in self.log()
                                    or "exited with status 1" in self.log()), self.log())
+
+
+class TestRuntimeApi(ProcessRuntimeCase):
+    """The Runtime API against runtimes that misbehave, and against intruders."""
+
+    def misbehave(self, name, mode, **settings):
+        return function_yaml(name, "x.y", runtime_cmd=["python3", "misbehave.py"],
+                             environment="{MODE: %s}" % mode, **settings)
+
+    def test_other_local_processes_cannot_use_an_instance_runtime_api(self):
+        self.start(function_yaml("echo", "testfn.echo"),
+                   '  - name: echo\n    match: {path: /echo}\n    function: echo\n')
+        first = self.get("/echo")
+        api = first.json()["env"]["AWS_LAMBDA_RUNTIME_API"]
+        host, port = api.rsplit(":", 1)
+        # The test process is not the instance: refused, and told to go away.
+        with Client(host, int(port), timeout=10) as c:
+            r = c.request("GET", "/2018-06-01/runtime/invocation/next")
+        self.assertEqual(r.status, 403, r)
+        with Client(host, int(port), timeout=10) as c:
+            r = c.request("POST", "/2018-06-01/runtime/invocation/x/response", body=b"{}")
+        self.assertEqual(r.status, 403, r)
+        # The instance itself goes on serving.
+        second = self.get("/echo")
+        self.assertEqual(second.status, 200, second)
+        self.assertEqual(second.json()["pid"], first.json()["pid"])
+        self.assertIn("refused a Runtime API connection", self.log())
+
+    def test_instance_that_stops_asking_is_replaced(self):
+        self.start(self.misbehave("stall", "stall", max_concurrency=1, init_timeout="1s",
+                                  timeout="20s"),
+                   '  - name: stall\n    match: {path: /stall}\n    function: stall\n')
+        r1 = self.get("/stall")
+        self.assertEqual(r1.status, 200, r1)
+        r2 = self.get("/stall")
+        self.assertEqual(r2.status, 200, r2)
+        self.assertNotEqual(r1.body.split()[1], r2.body.split()[1], "a new instance served")
+        self.assertIn("never asked for the next invocation", self.log())
+
+    def test_runtime_that_reconnects_its_long_poll_is_served(self):
+        for mode in ("reconnect", "drop"):
+            with self.subTest(mode=mode):
+                self.start(self.misbehave(mode, mode, min_instances=1, max_concurrency=1),
+                           '  - name: m\n    match: {path: /m}\n    function: %s\n' % mode)
+                # Let the runtime give up on its first long poll (after 0.3 s).
+                time.sleep(1.0)
+                r = self.get("/m")
+                self.assertEqual(r.status, 200, r)
+                self.assertTrue(r.body.startswith(mode.encode()), r)
+                self.stop_sluice(self.s)
+
+    def test_queued_requests_of_clients_that_left_are_not_run(self):
+        self.start(function_yaml("sleep", "testfn.sleep", max_concurrency=1, timeout="20s"),
+                   '  - name: sleep\n    match: {path: /sleep}\n    function: sleep\n')
+        self.assertEqual(self.get("/sleep?ms=0").status, 200)
+        busy = threading.Thread(target=self.get, args=("/sleep?ms=%d" % (1500 * SLOW),))
+        busy.start()
+        self.assertTrue(wait_until(lambda: "sleep %d" % (1500 * SLOW) in self.log()))
+        for i in range(5):
+            c = Client(self.s.host, self.s.port)
+            c.send(build_request("GET", "/sleep?ms=%d" % (1000 + i)))
+            # Gone before an instance is free: an abortive close (RST). A plain FIN after
+            # a complete request reads as a half-close, which still gets its response.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        busy.join(30 * SLOW)
+        self.assertEqual(self.get("/sleep?ms=7").status, 200)
+        self.assertTrue(wait_until(lambda: "sleep 7" in self.log()))
+        ran = [l for l in self.log().splitlines() if " stdout: sleep 10" in l]
+        self.assertEqual(ran, [], "invocations of departed clients ran")
 
 
 class TestScaling(ProcessRuntimeCase):

@@ -45,7 +45,9 @@ def echo(event, context):
 
 
 def sleep(event, context):
-    """Sleeps ?ms= milliseconds, then echoes."""
+    """Prints "sleep <ms>" (one log line per invocation), sleeps ?ms= milliseconds,
+    then echoes."""
+    print("sleep %s" % _query(event, "ms", "0"), flush=True)
     time.sleep(int(_query(event, "ms", "0")) / 1000.0)
     return echo(event, context)
 
