@@ -45,10 +45,38 @@ struct Stage {
   std::vector<std::pair<std::string, std::string>> variables;  // sorted by name
 };
 
+// One certificate of a TLS listener: the chain and key files (PEM), and the names it
+// serves (from its subjectAltName DNS entries, else its CN; "*.example.com" wildcards
+// included), read when the config loads.
+struct TlsCertificate {
+  std::string certificate;  // path (absolute)
+  std::string private_key;  // path (absolute); its content is never logged or shown
+  std::vector<std::string> names;
+  Mark mark;
+};
+
+enum class ClientAuth { kNone, kOptional, kRequire };
+
+// A listener's `tls:`. Absent = `enabled` false (plain HTTP).
+struct ListenerTls {
+  bool enabled = false;
+  std::vector<TlsCertificate> certificates;  // [0] is the default (no or unknown SNI)
+  int min_version = 0x0303;                  // TLS1_2_VERSION; "1.3" → 0x0304
+  std::string ciphers;                       // TLS 1.2 cipher list; "" = sluice's default
+  std::vector<std::string> alpn{"http/1.1"};  // offered protocols, in preference order
+  std::string client_ca;                     // path; "" = no client certificates asked
+  ClientAuth client_auth = ClientAuth::kNone;
+  bool session_tickets = true;
+  Duration handshake_timeout{10'000};
+  std::string ocsp_staple;  // path to a DER OCSP response for certificates[0]; "" = none
+  Mark mark;
+};
+
 struct Listener {
   std::string name;
   SocketAddress address;
   Stage stage;
+  ListenerTls tls;
   Duration header_timeout{10'000};    // whole request head must arrive in this time → 408
   Duration idle_timeout{60'000};      // keep-alive connection with no request → closed
   uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses

@@ -65,6 +65,7 @@ class Exchange final : public Downstream {
   }
   std::string_view scheme() const override { return ds_->scheme(); }
   std::string_view listenerName() const override { return ds_->listenerName(); }
+  std::string_view tlsClientSubject() const override { return ds_->tlsClientSubject(); }
   HeaderList& requestHeaders() { return request_headers_; }
   const HeaderList& requestHeaders() const { return request_headers_; }
   // The matched route (null when none matched: global filters still run) and params.

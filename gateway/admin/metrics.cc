@@ -208,6 +208,7 @@ SnapshotMetrics MetricsRegistry::bind(const config::Config& config, unsigned wor
   }
   for (const config::Listener& l : config.listeners) {
     out.listeners.push_back(w.listeners[slot(listener_slots_, listener_names_, l.name)].get());
+    if (l.tls.enabled) tls_listeners_.insert(l.name);
   }
   for (const auto& [name, fn] : config.functions) {
     size_t s = slot(function_slots_, function_names_, name);
@@ -305,6 +306,24 @@ void MetricsRegistry::renderGauges(std::string& out) const {
     appendLabel(out, "listener", listener_names_[l]);
     out.push_back('}');
     appendValue(out, n);
+  }
+  appendHeader(out, "sluice_tls_handshakes_total", "counter",
+               "TLS handshakes on TLS listeners, by listener and result (success, failure).");
+  for (size_t l = 0; l < listener_names_.size(); ++l) {
+    uint64_t ok = 0, failed = 0;
+    for (const auto& w : workers_) {
+      ok += w->listeners[l]->tls_handshakes_ok.get();
+      failed += w->listeners[l]->tls_handshakes_failed.get();
+    }
+    if (ok == 0 && failed == 0 && !tls_listeners_.count(listener_names_[l])) continue;
+    for (auto [result, n] : {std::pair{"success", ok}, std::pair{"failure", failed}}) {
+      out.append("sluice_tls_handshakes_total{");
+      appendLabel(out, "listener", listener_names_[l]);
+      out.push_back(',');
+      appendLabel(out, "result", result);
+      out.push_back('}');
+      appendValue(out, n);
+    }
   }
   appendHeader(out, "sluice_streams_active", "gauge", "Requests in flight.");
   int64_t streams = 0;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,8 @@ struct EndpointMetrics {
 struct ListenerMetrics {
   Counter accepted;
   Gauge active;
+  Counter tls_handshakes_ok;      // TLS listeners only
+  Counter tls_handshakes_failed;  // bad hello, protocol or certificate, timeout, reset
 };
 
 // One worker's Redis client(s) (gateway/redis): outcomes of commands, connections.
@@ -193,6 +196,7 @@ class MetricsRegistry {
   std::vector<std::string> endpoint_names_;
   std::map<std::string, size_t> listener_slots_;
   std::vector<std::string> listener_names_;
+  std::set<std::string> tls_listeners_;  // names that were TLS listeners in some config
   std::map<std::string, size_t> function_slots_;
   std::vector<std::string> function_names_;
   // Written by the function host only; by function slot.

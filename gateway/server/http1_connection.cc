@@ -2,12 +2,16 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "gateway/router/path.h"
+#include "gateway/server/clock.h"
 #include "gateway/server/http1_stream.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
@@ -20,6 +24,17 @@ namespace {
 constexpr size_t kReadSize = 16 * 1024;
 // While waiting for a head, input beyond a maximal head cannot be a valid request.
 constexpr size_t kMaxBufferedHead = http::kMaxHeadBytes + 1024;
+// The largest TLS record: one SSL_write per record, so that a head and a small body
+// that sit in separate buffer chunks still leave in one record and one write(2).
+constexpr size_t kTlsRecord = 16 * 1024;
+}  // namespace
+
+namespace {
+int64_t cachedNowMs(event_base* base) {
+  timeval now;
+  event_base_gettimeofday_cached(base, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_usec / 1000;
+}
 }  // namespace
 
 Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer,
@@ -35,6 +50,10 @@ Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr_storage&
   client_ip_[sizeof client_ip_ - 1] = '\0';
   event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
   event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
+  if (info_.tls) {
+    ssl_ = info_.tls->newSession(fd_);
+    state_ = State::kHandshake;
+  }
 }
 
 Http1Connection::~Http1Connection() {
@@ -44,6 +63,20 @@ Http1Connection::~Http1Connection() {
 }
 
 void Http1Connection::start() {
+  if (state_ == State::kHandshake) {
+    if (ssl_ == nullptr) {  // OpenSSL could not make a session (out of memory)
+      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      close();
+      return;
+    }
+    // The whole handshake must be done within handshake_timeout, however the client
+    // spreads its bytes: a deadline, re-armed after each step (see handshake()).
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.tls->handshakeTimeout().count();
+    timeval tv = toTimeval(info_.tls->handshakeTimeout());
+    event_add(&read_ev_, &tv);
+    reading_ = true;
+    return;
+  }
   // A client that connects and says nothing is held only for header_timeout.
   armHeadTimer(true);
 }
@@ -56,14 +89,6 @@ void Http1Connection::drain() {
   // Otherwise the current or partially received request completes with
   // "Connection: close" because the connection is draining.
 }
-
-namespace {
-int64_t cachedNowMs(event_base* base) {
-  timeval now;
-  event_base_gettimeofday_cached(base, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_usec / 1000;
-}
-}  // namespace
 
 void Http1Connection::armHeadTimer(bool header) {
   head_timer_is_header_ = header;
@@ -98,6 +123,15 @@ void Http1Connection::onWriteEvent(evutil_socket_t, short, void* arg) {
 }
 
 void Http1Connection::handleRead(short what) {
+  if (state_ == State::kHandshake) {
+    if (what & EV_TIMEOUT) {
+      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      close();
+      return;
+    }
+    handshake();
+    return;
+  }
   if (state_ == State::kLingering) {
     if (what & EV_TIMEOUT) {
       close();
@@ -120,7 +154,7 @@ void Http1Connection::handleRead(short what) {
   if (state_ == State::kWaitingHead && evbuffer_get_length(in_) >= kMaxBufferedHead) {
     return;  // unreachable in practice: the scanner refuses long heads first
   }
-  ssize_t n = io::readInto(in_, fd_, kReadSize);
+  ssize_t n = readSome();
   if (n == 0) {
     peer_closed_ = true;
     // A client that half-closes after a complete request still gets its response;
@@ -227,7 +261,7 @@ void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
 bool Http1Connection::flush() {
   if (state_ == State::kClosed) return false;
   if (writing_ || evbuffer_get_length(out_) == 0) return true;
-  int n = evbuffer_write(out_, fd_);
+  int n = writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     close();
     return false;
@@ -240,7 +274,11 @@ bool Http1Connection::flush() {
 }
 
 void Http1Connection::handleWrite() {
-  int n = evbuffer_write(out_, fd_);
+  if (state_ == State::kHandshake) {
+    handshake();
+    return;
+  }
+  int n = writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     close();
     return;
@@ -274,6 +312,11 @@ void Http1Connection::linger() {
     return;
   }
   state_ = State::kLingering;
+  if (ssl_) {
+    // close_notify, best effort: the reply is complete by its framing anyway.
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+  }
   ::shutdown(fd_, SHUT_WR);
   evbuffer_drain(in_, evbuffer_get_length(in_));
   static const timeval kLinger{2, 0};
@@ -287,9 +330,139 @@ void Http1Connection::close() {
   event_del(&read_ev_);
   event_del(&write_ev_);
   if (stream_) Http1Stream::release(std::move(stream_));  // ends its exchange
+  if (ssl_) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
   ::close(fd_);
   fd_ = -1;
   worker_.onConnectionClosed(this);
+}
+
+void Http1Connection::handshake() {
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    if (info_.metrics) info_.metrics->tls_handshakes_ok.add();
+    tls_subject_ = tls::ServerContext::clientSubject(ssl_);
+    if (writing_) {
+      event_del(&write_ev_);
+      writing_ = false;
+    }
+    state_ = State::kWaitingHead;
+    armHeadTimer(true);
+    // The request often came with the handshake's last flight, and OpenSSL may hold
+    // decrypted bytes the socket's readiness will not announce.
+    event_active(&read_ev_, EV_READ, 0);
+    return;
+  }
+  int err = SSL_get_error(ssl_, r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (err == SSL_ERROR_WANT_WRITE && !writing_) {
+      event_add(&write_ev_, nullptr);
+      writing_ = true;
+    } else if (err == SSL_ERROR_WANT_READ && writing_) {
+      event_del(&write_ev_);
+      writing_ = false;
+    }
+    int64_t left = head_deadline_ms_ - cachedNowMs(worker_.base());
+    if (left <= 0) {
+      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      close();
+      return;
+    }
+    timeval tv = toTimeval(config::Duration(left));
+    event_add(&read_ev_, &tv);
+    return;
+  }
+  // Counted, and logged only at debug level: a client controls how often this happens.
+  if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+  if (log::enabled(log::Level::kDebug)) {
+    unsigned long e = ERR_peek_error();
+    char text[256] = "connection closed";
+    if (e != 0) ERR_error_string_n(e, text, sizeof text);
+    LOG_DEBUG("TLS handshake with %s failed: %s", client_ip_, text);
+  }
+  ERR_clear_error();
+  close();
+}
+
+ssize_t Http1Connection::readSome() {
+  if (ssl_ == nullptr) return io::readInto(in_, fd_, kReadSize);
+  evbuffer_iovec v;
+  if (evbuffer_reserve_space(in_, kReadSize, &v, 1) < 1) {
+    errno = ENOMEM;
+    return -1;
+  }
+  ERR_clear_error();
+  int n = SSL_read(ssl_, v.iov_base, static_cast<int>(std::min(v.iov_len, kReadSize)));
+  if (n > 0) {
+    v.iov_len = static_cast<size_t>(n);
+    evbuffer_commit_space(in_, &v, 1);
+    // A record decrypted only in part stays in OpenSSL, where the socket's readiness
+    // does not show it: come back for it.
+    if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
+    if (ssl_write_wants_read_) {
+      ssl_write_wants_read_ = false;
+      event_active(&write_ev_, EV_WRITE, 0);
+    }
+    return n;
+  }
+  evbuffer_commit_space(in_, &v, 0);
+  int err = SSL_get_error(ssl_, n);
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      // Rare (a TLS 1.3 key update): retried once the socket is writable.
+      if (!writing_) {
+        event_add(&write_ev_, nullptr);
+        writing_ = true;
+      }
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;  // close_notify: the client is done sending
+    case SSL_ERROR_SYSCALL:
+      ERR_clear_error();
+      if (errno == 0) return 0;  // EOF without close_notify
+      return -1;
+    default:
+      ERR_clear_error();
+      errno = EPROTO;
+      return -1;
+  }
+}
+
+int Http1Connection::writeSome() {
+  if (ssl_ == nullptr) return evbuffer_write(out_, fd_);
+  int total = 0;
+  while (evbuffer_get_length(out_) > 0) {
+    size_t len = std::min(evbuffer_get_length(out_), kTlsRecord);
+    const unsigned char* data = evbuffer_pullup(out_, static_cast<ssize_t>(len));
+    ERR_clear_error();
+    int n = SSL_write(ssl_, data, static_cast<int>(len));
+    if (n > 0) {
+      evbuffer_drain(out_, static_cast<size_t>(n));
+      total += n;
+      continue;
+    }
+    int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      ssl_write_wants_read_ = err == SSL_ERROR_WANT_READ;
+      errno = EAGAIN;
+      return total > 0 ? total : -1;
+    }
+    ERR_clear_error();
+    errno = EPIPE;
+    return -1;
+  }
+  // A read that stopped for want of writability goes on now.
+  if (state_ == State::kWaitingHead || state_ == State::kActive) {
+    if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
+  }
+  return total;
 }
 
 }  // namespace sluice

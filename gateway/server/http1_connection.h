@@ -13,6 +13,7 @@
 
 #include "gateway/http/h1_parser.h"
 #include "gateway/server/stream.h"
+#include "gateway/server/tls_server.h"
 #include "gateway/server/worker.h"
 
 struct evbuffer;
@@ -29,6 +30,8 @@ class Http1Connection : public Deferred {
     const timeval* header_timeout;  // common timeouts of the worker's event_base
     const timeval* idle_timeout;
     std::string listener;  // its name (function events carry the listener's stage)
+    std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
+    ListenerMetrics* metrics = nullptr;
   };
 
   Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,
@@ -44,12 +47,21 @@ class Http1Connection : public Deferred {
   void close();
 
   void* listenerTag() const { return listener_tag_; }
+  bool secure() const { return ssl_ != nullptr; }
+  const std::string& tlsSubject() const { return tls_subject_; }
   Http1Connection* prev = nullptr;  // worker's connection list
   Http1Connection* next = nullptr;
 
  private:
   friend class Http1Stream;
-  enum class State : uint8_t { kWaitingHead, kActive, kClosing, kLingering, kClosed };
+  enum class State : uint8_t {
+    kHandshake,  // TLS only: before the first request
+    kWaitingHead,
+    kActive,
+    kClosing,
+    kLingering,
+    kClosed
+  };
 
   static void onReadEvent(evutil_socket_t fd, short what, void* arg);
   static void onWriteEvent(evutil_socket_t fd, short what, void* arg);
@@ -68,6 +80,12 @@ class Http1Connection : public Deferred {
   // After a final reply: half-close and discard what the client still sends for a moment,
   // so that its unread data does not turn our close into a reset that destroys the reply.
   void linger();
+  // TLS: drives the handshake; on success the connection waits for its first head.
+  void handshake();
+  // The transport: plain socket or TLS. Same contract as io::readInto (bytes, 0 on EOF,
+  // -1 with errno, EAGAIN included) and as evbuffer_write.
+  ssize_t readSome();
+  int writeSome();
 
   Worker& worker_;
   int fd_;
@@ -87,6 +105,9 @@ class Http1Connection : public Deferred {
   bool draining_ = false;
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
+  SSL* ssl_ = nullptr;                 // TLS session; null for plain HTTP
+  bool ssl_write_wants_read_ = false;  // SSL_write needs the socket readable first
+  std::string tls_subject_;            // the verified client certificate's subject
   char client_ip_[46];
 };
 

@@ -98,6 +98,10 @@ std::string_view Http1Stream::clientIp() const { return conn_->client_ip_; }
 
 std::string_view Http1Stream::listenerName() const { return conn_->info_.listener; }
 
+std::string_view Http1Stream::scheme() const { return conn_->secure() ? "https" : "http"; }
+
+std::string_view Http1Stream::tlsClientSubject() const { return conn_->tlsSubject(); }
+
 bool Http1Stream::parseHead() {
   http::ParseResult r = http::parseRequestHead(head_buf_.data(), head_buf_.size(), head_);
   if (r.state != http::ParseState::kComplete) {

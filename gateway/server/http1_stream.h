@@ -25,8 +25,9 @@ class Http1Stream final : public Downstream {
   const http::RequestHead& request() const override { return head_; }
   std::string_view path() const override { return head_.path; }
   std::string_view clientIp() const override;
-  std::string_view scheme() const override { return "http"; }
+  std::string_view scheme() const override;
   std::string_view listenerName() const override;
+  std::string_view tlsClientSubject() const override;
   Worker& worker() override;
   bool hasBody() const override { return has_body_; }
   size_t readBody(evbuffer* out, size_t max) override;

@@ -21,6 +21,7 @@
 #include "gateway/function/process_host.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
+#include "gateway/server/tls_server.h"
 #include "gateway/server/worker.h"
 
 namespace sluice {
@@ -165,6 +166,21 @@ void Server::startReload() {
   std::vector<int> opened;
   std::vector<std::string> errors;
   std::set<size_t> taken;
+  // Certificates are read again on every reload (a renewed certificate under the same
+  // file name is picked up); one set of contexts per listener, shared by the workers.
+  for (size_t i = 0; i < next->listeners.size(); ++i) {
+    const config::Listener& l = next->listeners[i];
+    if (!l.tls.enabled) continue;
+    std::string error;
+    auto ctx = tls::ServerContext::make(l.tls, error);
+    if (!ctx) {
+      errors.push_back(config::Error{next->file, l.tls.mark.line, l.tls.mark.column,
+                                     "listener " + l.name + ": " + error}
+                           .str());
+      continue;
+    }
+    for (auto& p : plans) p[i].tls = ctx;
+  }
   for (size_t i = 0; i < next->listeners.size() && errors.empty(); ++i) {
     const config::Listener& l = next->listeners[i];
     size_t keep = keptListener(*config_, l, taken);
@@ -370,13 +386,27 @@ int Server::run() {
     }
   }
   std::vector<std::vector<Worker::ListenerPlan>> plans(workers_count_);
+  std::vector<std::shared_ptr<const tls::ServerContext>> contexts;  // by listener
+  for (const config::Listener& l : config.listeners) {
+    contexts.emplace_back();
+    if (!l.tls.enabled) continue;
+    std::string error;
+    contexts.back() = tls::ServerContext::make(l.tls, error);
+    if (!contexts.back()) {
+      LOG_ERROR("listener %s: %s", l.name.c_str(), error.c_str());
+      if (admin_fd >= 0) ::close(admin_fd);
+      ::close(sfd);
+      return 1;
+    }
+  }
   auto closeAll = [&] {
     for (auto& list : plans)
       for (const auto& p : list) ::close(p.fd);
     if (admin_fd >= 0) ::close(admin_fd);
     ::close(sfd);
   };
-  for (const config::Listener& l : config.listeners) {
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const config::Listener& l = config.listeners[i];
     for (unsigned w = 0; w < workers_count_; ++w) {
       std::string error;
       int fd = openListenSocket(l, error);
@@ -386,7 +416,7 @@ int Server::run() {
         closeAll();
         return 1;
       }
-      plans[w].push_back({fd, SIZE_MAX});
+      plans[w].push_back({fd, SIZE_MAX, contexts[i]});
     }
   }
 

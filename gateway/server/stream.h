@@ -44,6 +44,9 @@ class Downstream {
   virtual std::string_view scheme() const = 0;    // "http" or "https"
   // The name of the listener the request came in on ("" if unknown).
   virtual std::string_view listenerName() const { return {}; }
+  // The subject of the client certificate verified during the TLS handshake (mTLS),
+  // in RFC 2253 form; "" without one.
+  virtual std::string_view tlsClientSubject() const { return {}; }
   virtual Worker& worker() = 0;
 
   // Request body with the transfer framing removed. Moves up to `max` bytes into `out`

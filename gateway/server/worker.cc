@@ -19,6 +19,7 @@
 #include "gateway/server/http1_connection.h"
 #include "gateway/server/log.h"
 #include "gateway/server/mailbox.h"
+#include "gateway/server/tls_server.h"
 #include "gateway/upstream/service_pool.h"
 
 namespace sluice {
@@ -193,6 +194,8 @@ void Worker::install(Plan& plan) {
       }
     }
     configureListener(*ls, cfg.listeners[i], next->metrics.listeners[i]);
+    // New connections take the new certificates; open ones keep theirs.
+    ls->tls = lp.tls;
     sockets.push_back(std::move(ls));
   }
   // Retired while the old config (which their settings point into) is still alive.
@@ -358,8 +361,12 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    Http1Connection::ListenerInfo info{ls.config->header_timeout, ls.header_timeout,
-                                       ls.idle_timeout, ls.config->name};
+    Http1Connection::ListenerInfo info{ls.config->header_timeout,
+                                       ls.header_timeout,
+                                       ls.idle_timeout,
+                                       ls.config->name,
+                                       ls.tls,
+                                       ls.metrics};
     auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;

@@ -37,6 +37,9 @@ namespace function {
 class Host;
 class Invoker;
 }  // namespace function
+namespace tls {
+class ServerContext;
+}  // namespace tls
 
 class Worker {
  public:
@@ -44,6 +47,7 @@ class Worker {
   struct ListenerPlan {
     int fd = -1;             // a new socket, bound by the main thread; or -1 and:
     size_t keep = SIZE_MAX;  // the index of the socket to keep, in the config replaced
+    std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
   };
   // A config snapshot to serve, with what the worker needs for it.
   struct Plan {
@@ -128,6 +132,7 @@ class Worker {
     const timeval* header_timeout = nullptr;
     const timeval* idle_timeout = nullptr;
     ListenerMetrics* metrics = nullptr;
+    std::shared_ptr<const tls::ServerContext> tls;  // this config's; null: plain HTTP
   };
   // What one config snapshot needs on this worker. Alive while the worker serves it
   // or any stream started on it is in flight.
