@@ -1,8 +1,14 @@
 #include "gateway/server/tls_server.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cctype>
@@ -31,6 +37,71 @@ std::string lastError() {
   char text[256];
   ERR_error_string_n(e, text, sizeof text);
   return text;
+}
+
+// Session ticket keys rotate every hour without any shared state to update: the key of
+// hour N is derived from a random secret made once per process, so every worker and
+// every context (reloads included) agrees on it. Tickets of the two hours before still
+// decrypt (and are renewed); older ones mean a full handshake.
+constexpr time_t kTicketPeriod = 3600;
+constexpr int kTicketEpochsAccepted = 3;
+
+struct TicketKey {
+  unsigned char name[16];
+  unsigned char aes[32];
+  unsigned char hmac[32];
+};
+
+const unsigned char* ticketSecret() {
+  static unsigned char secret[32];
+  // A function-local static's initialisation runs once, whichever worker comes first.
+  static const bool made = RAND_bytes(secret, sizeof secret) == 1;
+  if (!made) abort();
+  return secret;
+}
+
+TicketKey ticketKey(uint64_t epoch) {
+  TicketKey k;
+  unsigned char block[32];
+  unsigned int len = 0;
+  for (uint8_t part = 0; part < 3; ++part) {
+    unsigned char msg[9];
+    for (int i = 0; i < 8; ++i) msg[i] = static_cast<unsigned char>(epoch >> (8 * i));
+    msg[8] = part;
+    HMAC(EVP_sha256(), ticketSecret(), 32, msg, sizeof msg, block, &len);
+    if (part == 0) std::memcpy(k.name, block, sizeof k.name);
+    if (part == 1) std::memcpy(k.aes, block, sizeof k.aes);
+    if (part == 2) std::memcpy(k.hmac, block, sizeof k.hmac);
+  }
+  return k;
+}
+
+int onTicketKey(SSL*, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX* cipher,
+                EVP_MAC_CTX* mac, int encrypt) {
+  uint64_t now = static_cast<uint64_t>(time(nullptr) / kTicketPeriod);
+  auto setMac = [mac](const TicketKey& k) {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(k.hmac),
+                                          sizeof k.hmac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+        OSSL_PARAM_construct_end()};
+    return EVP_MAC_CTX_set_params(mac, params) == 1;
+  };
+  if (encrypt) {
+    TicketKey k = ticketKey(now);
+    if (RAND_bytes(iv, 16) != 1) return -1;
+    std::memcpy(name, k.name, sizeof k.name);
+    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    return setMac(k) ? 1 : -1;
+  }
+  for (int age = 0; age < kTicketEpochsAccepted; ++age) {
+    TicketKey k = ticketKey(now - static_cast<uint64_t>(age));
+    if (std::memcmp(name, k.name, sizeof k.name) != 0) continue;
+    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    if (!setMac(k)) return -1;
+    return age == 0 ? 1 : 2;  // 2: valid, but issue a ticket under the current key
+  }
+  return 0;  // unknown or expired key: a full handshake
 }
 
 std::string lower(std::string s) {
@@ -89,6 +160,7 @@ std::shared_ptr<const ServerContext> ServerContext::make(const config::ListenerT
       return nullptr;
     }
     SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
+    if (config.session_tickets) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &onTicketKey);
     if (!config.client_ca.empty()) {
       if (SSL_CTX_load_verify_locations(ctx, config.client_ca.c_str(), nullptr) != 1) {
         error = config.client_ca + ": " + lastError();
