@@ -108,7 +108,17 @@ std::string summary(const Config& config) {
     return numeric == a.text ? a.text : a.text + " (" + numeric + ")";
   };
   for (const Listener& listener : config.listeners) {
-    out += "listener " + listener.name + " on " + address(listener.address) + "\n";
+    out += "listener " + listener.name + " on " + address(listener.address);
+    if (listener.tls.enabled) {
+      size_t n = listener.tls.certificates.size();
+      out += " (tls: " + std::to_string(n) + (n == 1 ? " certificate" : " certificates");
+      std::string names;
+      for (const TlsCertificate& cert : listener.tls.certificates) {
+        for (const std::string& name : cert.names) names += (names.empty() ? "" : ", ") + name;
+      }
+      out += names.empty() ? ", no names)" : ", names " + names + ")";
+    }
+    out += "\n";
   }
   if (config.admin.enabled) {
     out += "admin on " + address(config.admin.address) +

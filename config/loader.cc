@@ -20,6 +20,7 @@
 #include "config/filter_chain.h"
 #include "config/function_config.h"
 #include "config/redis_config.h"
+#include "config/tls_config.h"
 #include "config/yaml_reader.h"
 
 namespace sluice::config {
@@ -35,7 +36,7 @@ const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "ro
                         "plugins", "admin", "watch", "api_keys", "usage_plans", "redis",
                         "functions", "function_pricing"}};
 const Schema kListener{
-    {"name", "address", "header_timeout", "idle_timeout", "max_connections", "stage"}, {"tls"}};
+    {"name", "address", "header_timeout", "idle_timeout", "max_connections", "stage", "tls"}};
 const Schema kService{
     {"endpoints", "load_balancer", "connect_timeout", "timeout", "max_idle_connections"}};
 // "websocket" is a backend of the design that is not built yet; it gets its own
@@ -263,6 +264,9 @@ bool Loader::readListener(const Field& item, Listener& out, ListenerMarks& marks
     if (reader_.integer(*f, 1, UINT32_MAX, value)) out.max_connections = value;
   }
   if (const Field* f = fields.get("stage")) detail::readStage(reader_, *f, out.stage);
+  if (const Field* f = fields.get("tls")) {
+    detail::readListenerTls(reader_, *f, config_dir_, out.tls);
+  }
   return ok;
 }
 

@@ -53,6 +53,25 @@ json stage(const config::Stage& s) {
   return {{"name", s.name}, {"variables", vars}};
 }
 
+// File names and what was read from them; never the content of a key.
+json tls(const config::ListenerTls& t) {
+  json certificates = json::array();
+  for (const config::TlsCertificate& c : t.certificates) {
+    certificates.push_back(
+        {{"certificate", c.certificate}, {"private_key", c.private_key}, {"names", c.names}});
+  }
+  static const char* const kClientAuth[] = {"none", "optional", "require"};
+  return {{"certificates", certificates},
+          {"min_version", t.min_version == 0x0304 ? "1.3" : "1.2"},
+          {"ciphers", t.ciphers.empty() ? json(nullptr) : json(t.ciphers)},
+          {"alpn", t.alpn},
+          {"client_ca", t.client_ca.empty() ? json(nullptr) : json(t.client_ca)},
+          {"client_auth", kClientAuth[static_cast<size_t>(t.client_auth)]},
+          {"session_tickets", t.session_tickets},
+          {"handshake_timeout", duration(t.handshake_timeout)},
+          {"ocsp_staple", t.ocsp_staple.empty() ? json(nullptr) : json(t.ocsp_staple)}};
+}
+
 // Everything but the secret access key and session token (shown redacted when set).
 json function(const config::Function& f) {
   json types = f.binary_media_types;
@@ -132,6 +151,7 @@ std::string configJson(const config::Config& config, uint64_t generation) {
                          {"idle_timeout", duration(l.idle_timeout)},
                          {"max_connections", l.max_connections}});
     if (l.stage.set) listeners.back()["stage"] = stage(l.stage);
+    if (l.tls.enabled) listeners.back()["tls"] = tls(l.tls);
   }
   c["listeners"] = listeners;
   if (config.admin.enabled) {

@@ -1,6 +1,7 @@
 // Config errors: each class of mistake, with the exact FILE:LINE:COL a user would see.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -82,7 +83,7 @@ routes:
   EXPECT_EQ(errors, lines("test.yaml:2:5: missing required key 'address'",
                           "test.yaml:3:5: unknown key 'adress' (did you mean 'address'?); "
                           "allowed keys: name, address, header_timeout, idle_timeout, "
-                          "max_connections, stage",
+                          "max_connections, stage, tls",
                           "test.yaml:6:22: unknown key 'verb'; allowed keys: methods, path, host",
                           "test.yaml:7:16: unknown key 'code'; allowed keys: status, headers, "
                           "body"));
@@ -115,7 +116,6 @@ TEST(Errors, UnsupportedNestedKeysAndBackends) {
   auto errors = errorsOf(R"(listeners:
   - name: a
     address: 127.0.0.1:1
-    tls: {certificate: c.pem, private_key: k.pem}
 routes:
   - name: f
     match: {path: /f}
@@ -125,11 +125,27 @@ routes:
     match: {path: /w}
     websocket: chat
 )");
-  EXPECT_EQ(errors, lines("test.yaml:4:5: 'tls' is not supported by this version of sluice",
-                          "test.yaml:8:15: unknown function 'hello'; no functions are defined",
-                          "test.yaml:9:16: unknown filter 'api_key' (known: none)",
-                          "test.yaml:12:5: backend 'websocket' is not supported by this version "
+  EXPECT_EQ(errors, lines("test.yaml:7:15: unknown function 'hello'; no functions are defined",
+                          "test.yaml:8:16: unknown filter 'api_key' (known: none)",
+                          "test.yaml:11:5: backend 'websocket' is not supported by this version "
                           "of sluice"));
+}
+
+// A listener's certificate and key are read when the config loads (tls_config_test has
+// the rest); from a string, relative names are taken from the working directory.
+TEST(Errors, ListenerTlsFilesAreReadAtLoad) {
+  std::string cwd = std::filesystem::current_path().lexically_normal().string();
+  if (cwd.size() > 1 && cwd.back() == '/') cwd.pop_back();
+  auto errors = errorsOf(R"(listeners:
+  - name: a
+    address: 127.0.0.1:1
+    tls: {certificate: no-such-c.pem, private_key: no-such-k.pem}
+routes: []
+)");
+  EXPECT_EQ(errors, lines("test.yaml:4:24: cannot read certificate file 'no-such-c.pem' (" + cwd +
+                              "/no-such-c.pem): No such file or directory",
+                          "test.yaml:4:52: cannot read private key file 'no-such-k.pem' (" + cwd +
+                              "/no-such-k.pem): No such file or directory"));
 }
 
 // --- wrong types and bad values -----------------------------------------------------
