@@ -41,6 +41,8 @@ import subprocess
 import tempfile
 import time
 
+import tls_certs  # same directory (tests/support)
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
@@ -133,6 +135,7 @@ class RedisServer:
         self.port = None
         self.tls_port = None
         self.ca_file = None
+        self._server_cert = self._server_key = None
         self.proc = None
         self._log_path = os.path.join(self.dir, "redis.log")
         if tls:
@@ -242,8 +245,8 @@ class RedisServer:
             args += ["--requirepass", self.password]
         if self.tls:
             args += ["--tls-port", str(self.tls_port),
-                     "--tls-cert-file", os.path.join(self.dir, "server.pem"),
-                     "--tls-key-file", os.path.join(self.dir, "server.key"),
+                     "--tls-cert-file", self._server_cert,
+                     "--tls-key-file", self._server_key,
                      "--tls-ca-cert-file", self.ca_file,
                      "--tls-auth-clients", "no"]
         args += self.extra_args
@@ -292,21 +295,13 @@ class RedisServer:
         self.proc = None
 
     def _make_certificates(self):
-        d = self.dir
-        self.ca_file = os.path.join(d, "ca.pem")
-
-        def run(*args):
-            subprocess.run(["openssl"] + list(args), cwd=d, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=sluice test CA", "-keyout", "ca.key", "-out", "ca.pem")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr")
-        with open(os.path.join(d, "san.ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+        # A CA and a server certificate for IP 127.0.0.1 and DNS localhost (RSA, 2 days),
+        # made by tls_certs (the `openssl` command) in the server's directory.
+        ca = tls_certs.new_ca(self.dir, "ca", cn="sluice test CA", key="rsa", days=2)
+        server = ca.issue("server", "localhost", dns=["localhost"], ips=["127.0.0.1"],
+                          key="rsa", days=2)
+        self.ca_file = ca.cert
+        self._server_cert, self._server_key = server.cert, server.key
 
 
 if __name__ == "__main__":
