@@ -60,11 +60,11 @@ enum class ClientAuth { kNone, kOptional, kRequire };
 // A listener's `tls:`. Absent = `enabled` false (plain HTTP).
 struct ListenerTls {
   bool enabled = false;
-  std::vector<TlsCertificate> certificates;  // [0] is the default (no or unknown SNI)
-  int min_version = 0x0303;                  // TLS1_2_VERSION; "1.3" → 0x0304
-  std::string ciphers;                       // TLS 1.2 cipher list; "" = sluice's default
+  std::vector<TlsCertificate> certificates;   // [0] is the default (no or unknown SNI)
+  int min_version = 0x0303;                   // TLS1_2_VERSION; "1.3" → 0x0304
+  std::string ciphers;                        // TLS 1.2 cipher list; "" = sluice's default
   std::vector<std::string> alpn{"http/1.1"};  // offered protocols, in preference order
-  std::string client_ca;                     // path; "" = no client certificates asked
+  std::string client_ca;                      // path; "" = no client certificates asked
   ClientAuth client_auth = ClientAuth::kNone;
   bool session_tickets = true;
   Duration handshake_timeout{10'000};
@@ -77,6 +77,7 @@ struct Listener {
   SocketAddress address;
   Stage stage;
   ListenerTls tls;
+  bool h2c = false;                   // cleartext HTTP/2 with prior knowledge (next to HTTP/1.1)
   Duration header_timeout{10'000};    // whole request head must arrive in this time → 408
   Duration idle_timeout{60'000};      // keep-alive connection with no request → closed
   uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses

@@ -35,8 +35,8 @@ using detail::Schema;
 const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "routes", "filters",
                         "plugins", "admin", "watch", "api_keys", "usage_plans", "redis",
                         "functions", "function_pricing"}};
-const Schema kListener{
-    {"name", "address", "header_timeout", "idle_timeout", "max_connections", "stage", "tls"}};
+const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections",
+                        "stage", "tls", "h2c"}};
 const Schema kService{
     {"endpoints", "load_balancer", "connect_timeout", "timeout", "max_idle_connections"}};
 // "websocket" is a backend of the design that is not built yet; it gets its own
@@ -264,6 +264,7 @@ bool Loader::readListener(const Field& item, Listener& out, ListenerMarks& marks
     if (reader_.integer(*f, 1, UINT32_MAX, value)) out.max_connections = value;
   }
   if (const Field* f = fields.get("stage")) detail::readStage(reader_, *f, out.stage);
+  if (const Field* f = fields.get("h2c")) detail::readBool(reader_, *f, out.h2c);
   if (const Field* f = fields.get("tls")) {
     detail::readListenerTls(reader_, *f, config_dir_, out.tls);
   }

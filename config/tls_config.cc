@@ -30,9 +30,6 @@ const Schema kTls{{"certificate", "private_key", "certificates", "min_version", 
                    "ocsp_staple"}};
 const Schema kCertificate{{"certificate", "private_key"}};
 
-// HTTP/2 is not built yet: "h2" in `alpn` is an error until this is true.
-constexpr bool kHaveHttp2 = false;
-
 constexpr off_t kMaxFileSize = 16 << 20;
 
 template <auto F>
@@ -397,9 +394,6 @@ void readAlpn(Reader& reader, const Field& field, std::vector<std::string>& out)
     protocols.push_back(*name);
     if (*name != "http/1.1" && *name != "h2") {
       reader.error(item, "unknown ALPN protocol '" + *name + "' (expected http/1.1 or h2)");
-      ok = false;
-    } else if (*name == "h2" && !kHaveHttp2) {
-      reader.error(item, "ALPN 'h2' needs HTTP/2, which this version does not have yet");
       ok = false;
     }
   }

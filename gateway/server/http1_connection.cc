@@ -83,6 +83,11 @@ void Http1Connection::start() {
 
 void Http1Connection::drain() {
   draining_ = true;
+  if (h2_) {
+    h2_->drain();  // GOAWAY: streams in flight finish, then the connection closes
+    if (h2_ && h2_->streamCount() == 0 && state_ == State::kHttp2) closeAfterFlush();
+    return;
+  }
   if (state_ == State::kWaitingHead && evbuffer_get_length(in_) == 0) {
     close();
   }
@@ -123,6 +128,10 @@ void Http1Connection::onWriteEvent(evutil_socket_t, short, void* arg) {
 }
 
 void Http1Connection::handleRead(short what) {
+  if (state_ == State::kHttp2) {
+    readHttp2(what);
+    return;
+  }
   if (state_ == State::kHandshake) {
     if (what & EV_TIMEOUT) {
       if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
@@ -194,6 +203,18 @@ void Http1Connection::handleRead(short what) {
 
 void Http1Connection::process() {
   if (in_process_) return;
+  if (fresh_ && info_.h2c && state_ == State::kWaitingHead) {
+    // h2c with prior knowledge: the connection starts with HTTP/2's client preface
+    // (RFC 9113 §3.3) instead of a request line.
+    static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t len = std::min(evbuffer_get_length(in_), kPreface.size());
+    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in_, len));
+    if (len > 0 && kPreface.starts_with(std::string_view(data, len))) {
+      if (len < kPreface.size()) return;  // wait for the rest of it
+      startHttp2();
+      return;
+    }
+  }
   in_process_ = true;
   while (state_ == State::kWaitingHead) {
     size_t len = evbuffer_get_length(in_);
@@ -218,6 +239,7 @@ void Http1Connection::process() {
 }
 
 void Http1Connection::startStream(size_t head_length) {
+  fresh_ = false;
   stream_ = Http1Stream::acquire(this);
   const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in_, head_length));
   stream_->head_buf_.assign(data, head_length);
@@ -278,6 +300,20 @@ void Http1Connection::handleWrite() {
     handshake();
     return;
   }
+  if (state_ == State::kHttp2) {
+    int n = writeSome();
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      close();
+      return;
+    }
+    if (evbuffer_get_length(out_) == 0) {
+      event_del(&write_ev_);
+      writing_ = false;
+    }
+    if (evbuffer_get_length(out_) < kLowWatermark) h2_->onWritable();
+    afterHttp2();
+    return;
+  }
   int n = writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     close();
@@ -330,6 +366,12 @@ void Http1Connection::close() {
   event_del(&read_ev_);
   event_del(&write_ev_);
   if (stream_) Http1Stream::release(std::move(stream_));  // ends its exchange
+  if (h2_) {
+    // Streams may be on the stack (a write error inside a send): the session goes on
+    // the next loop iteration, its streams told the client is gone now.
+    h2_->shutdown();
+    worker_.deferDelete(std::move(h2_));
+  }
   if (ssl_) {
     SSL_free(ssl_);
     ssl_ = nullptr;
@@ -348,6 +390,14 @@ void Http1Connection::handshake() {
     if (writing_) {
       event_del(&write_ev_);
       writing_ = false;
+    }
+    const unsigned char* proto = nullptr;
+    unsigned int proto_len = 0;
+    SSL_get0_alpn_selected(ssl_, &proto, &proto_len);
+    if (proto_len == 2 && std::memcmp(proto, "h2", 2) == 0) {
+      startHttp2();
+      event_active(&read_ev_, EV_READ, 0);
+      return;
     }
     state_ = State::kWaitingHead;
     armHeadTimer(true);
@@ -463,6 +513,62 @@ int Http1Connection::writeSome() {
     if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
   }
   return total;
+}
+
+void Http1Connection::startHttp2() {
+  state_ = State::kHttp2;
+  fresh_ = false;
+  h2_ = std::make_unique<Http2Session>(*this);
+  if (!h2_->start()) {
+    close();
+    return;
+  }
+  reading_ = true;
+  if (evbuffer_get_length(in_) > 0 && !h2_->receive(in_)) {
+    closeAfterFlush();
+    return;
+  }
+  afterHttp2();
+}
+
+void Http1Connection::readHttp2(short what) {
+  if (what & EV_TIMEOUT) {
+    // Idle (no stream) for idle_timeout: say goodbye properly, then close.
+    if (h2_->streamCount() == 0) {
+      h2_->drain();
+      closeAfterFlush();
+    }
+    return;
+  }
+  ssize_t n = readSome();
+  if (n == 0) {
+    close();  // the client is gone: its streams end now
+    return;
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close();
+    return;
+  }
+  if (!h2_->receive(in_)) {
+    closeAfterFlush();
+    return;
+  }
+  afterHttp2();
+}
+
+// After the session did something: close when it is done, and keep the idle timer on
+// only while no stream is open.
+void Http1Connection::afterHttp2() {
+  if (state_ != State::kHttp2 || !h2_) return;
+  if (h2_->done() || (draining() && h2_->streamCount() == 0)) {
+    closeAfterFlush();
+    return;
+  }
+  if (h2_->streamCount() == 0) {
+    event_add(&read_ev_, info_.idle_timeout);
+  } else {
+    event_add(&read_ev_, nullptr);
+  }
 }
 
 }  // namespace sluice

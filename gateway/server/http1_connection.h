@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gateway/http/h1_parser.h"
+#include "gateway/server/http2_session.h"
 #include "gateway/server/stream.h"
 #include "gateway/server/tls_server.h"
 #include "gateway/server/worker.h"
@@ -32,6 +33,7 @@ class Http1Connection : public Deferred {
     std::string listener;  // its name (function events carry the listener's stage)
     std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
     ListenerMetrics* metrics = nullptr;
+    bool h2c = false;  // cleartext HTTP/2 with prior knowledge is accepted
   };
 
   Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,
@@ -54,8 +56,13 @@ class Http1Connection : public Deferred {
 
  private:
   friend class Http1Stream;
+  // Once HTTP/2 is spoken, the session is the codec and this object the transport.
+  friend class Http2Session;
+  friend class Http2Stream;
+  friend struct Http2Callbacks;
   enum class State : uint8_t {
     kHandshake,  // TLS only: before the first request
+    kHttp2,      // h2_ handles everything read
     kWaitingHead,
     kActive,
     kClosing,
@@ -82,6 +89,10 @@ class Http1Connection : public Deferred {
   void linger();
   // TLS: drives the handshake; on success the connection waits for its first head.
   void handshake();
+  // Hands the connection to an HTTP/2 session (ALPN h2, or the h2c preface).
+  void startHttp2();
+  void readHttp2(short what);
+  void afterHttp2();
   // The transport: plain socket or TLS. Same contract as io::readInto (bytes, 0 on EOF,
   // -1 with errno, EAGAIN included) and as evbuffer_write.
   ssize_t readSome();
@@ -103,8 +114,10 @@ class Http1Connection : public Deferred {
   int64_t head_deadline_ms_ = 0;  // when the head being received must be complete
   bool peer_closed_ = false;
   bool draining_ = false;
+  bool fresh_ = true;  // nothing received yet: the h2c preface may still come
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
+  std::unique_ptr<Http2Session> h2_;   // once HTTP/2 is spoken
   SSL* ssl_ = nullptr;                 // TLS session; null for plain HTTP
   bool ssl_write_wants_read_ = false;  // SSL_write needs the socket readable first
   std::string tls_subject_;            // the verified client certificate's subject

@@ -366,7 +366,8 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
                                        ls.idle_timeout,
                                        ls.config->name,
                                        ls.tls,
-                                       ls.metrics};
+                                       ls.metrics,
+                                       ls.config->h2c};
     auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;
