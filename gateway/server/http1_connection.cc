@@ -15,6 +15,7 @@
 #include "gateway/server/http1_stream.h"
 #include "gateway/server/io.h"
 #include "gateway/server/log.h"
+#include "gateway/server/tls_io.h"
 #include "gateway/upstream/service_call.h"
 
 namespace sluice {
@@ -24,9 +25,6 @@ namespace {
 constexpr size_t kReadSize = 16 * 1024;
 // While waiting for a head, input beyond a maximal head cannot be a valid request.
 constexpr size_t kMaxBufferedHead = http::kMaxHeadBytes + 1024;
-// The largest TLS record: one SSL_write per record, so that a head and a small body
-// that sit in separate buffer chunks still leave in one record and one write(2).
-constexpr size_t kTlsRecord = 16 * 1024;
 }  // namespace
 
 namespace {
@@ -439,80 +437,36 @@ void Http1Connection::handshake() {
 
 ssize_t Http1Connection::readSome() {
   if (ssl_ == nullptr) return io::readInto(in_, fd_, kReadSize);
-  evbuffer_iovec v;
-  if (evbuffer_reserve_space(in_, kReadSize, &v, 1) < 1) {
-    errno = ENOMEM;
-    return -1;
-  }
-  ERR_clear_error();
-  int n = SSL_read(ssl_, v.iov_base, static_cast<int>(std::min(v.iov_len, kReadSize)));
+  tls::Want want;
+  bool pending;
+  ssize_t n = tls::read(ssl_, in_, kReadSize, want, pending);
   if (n > 0) {
-    v.iov_len = static_cast<size_t>(n);
-    evbuffer_commit_space(in_, &v, 1);
     // A record decrypted only in part stays in OpenSSL, where the socket's readiness
     // does not show it: come back for it.
-    if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
+    if (pending) event_active(&read_ev_, EV_READ, 0);
     if (ssl_write_wants_read_) {
       ssl_write_wants_read_ = false;
       event_active(&write_ev_, EV_WRITE, 0);
     }
-    return n;
+  } else if (want == tls::Want::kWrite && !writing_) {
+    // Rare (a TLS 1.3 key update): retried once the socket is writable.
+    event_add(&write_ev_, nullptr);
+    writing_ = true;
   }
-  evbuffer_commit_space(in_, &v, 0);
-  int err = SSL_get_error(ssl_, n);
-  switch (err) {
-    case SSL_ERROR_WANT_READ:
-      errno = EAGAIN;
-      return -1;
-    case SSL_ERROR_WANT_WRITE:
-      // Rare (a TLS 1.3 key update): retried once the socket is writable.
-      if (!writing_) {
-        event_add(&write_ev_, nullptr);
-        writing_ = true;
-      }
-      errno = EAGAIN;
-      return -1;
-    case SSL_ERROR_ZERO_RETURN:
-      return 0;  // close_notify: the client is done sending
-    case SSL_ERROR_SYSCALL:
-      ERR_clear_error();
-      if (errno == 0) return 0;  // EOF without close_notify
-      return -1;
-    default:
-      ERR_clear_error();
-      errno = EPROTO;
-      return -1;
-  }
+  return n;
 }
 
 int Http1Connection::writeSome() {
   if (ssl_ == nullptr) return evbuffer_write(out_, fd_);
-  int total = 0;
-  while (evbuffer_get_length(out_) > 0) {
-    size_t len = std::min(evbuffer_get_length(out_), kTlsRecord);
-    const unsigned char* data = evbuffer_pullup(out_, static_cast<ssize_t>(len));
-    ERR_clear_error();
-    int n = SSL_write(ssl_, data, static_cast<int>(len));
-    if (n > 0) {
-      evbuffer_drain(out_, static_cast<size_t>(n));
-      total += n;
-      continue;
-    }
-    int err = SSL_get_error(ssl_, n);
-    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-      ssl_write_wants_read_ = err == SSL_ERROR_WANT_READ;
-      errno = EAGAIN;
-      return total > 0 ? total : -1;
-    }
-    ERR_clear_error();
-    errno = EPIPE;
-    return -1;
-  }
+  tls::Want want;
+  int n = tls::write(ssl_, out_, want);
+  ssl_write_wants_read_ = want == tls::Want::kRead;
   // A read that stopped for want of writability goes on now.
-  if (state_ == State::kWaitingHead || state_ == State::kActive) {
+  if (n >= 0 &&
+      (state_ == State::kWaitingHead || state_ == State::kActive || state_ == State::kHttp2)) {
     if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
   }
-  return total;
+  return n;
 }
 
 void Http1Connection::startHttp2() {

@@ -1,0 +1,29 @@
+// Moving bytes between an evbuffer and a non-blocking TLS session, for every TLS
+// connection that does its own I/O (client connections, upstream connections): the
+// same read and write rules in one place.
+#pragma once
+
+#include <openssl/types.h>
+#include <sys/types.h>
+
+#include <cstddef>
+
+struct evbuffer;
+
+namespace sluice::tls {
+
+// What a TLS call that could not go on waits for. Reads may need the socket writable
+// (a TLS 1.3 key update), writes may need it readable.
+enum class Want { kNothing, kRead, kWrite };
+
+// SSL_read into `buf`, at most `max` bytes: bytes read; 0 at the end (close_notify, or
+// EOF without it); -1 with errno (EAGAIN when OpenSSL waits, `want` says for what).
+// `pending` tells whether OpenSSL still holds decrypted bytes the socket's readiness
+// will not announce.
+ssize_t read(SSL* ssl, evbuffer* buf, size_t max, Want& want, bool& pending);
+
+// SSL_write of `buf`, one record (16 KiB) per call so that small chunks leave together:
+// bytes written, or -1 with errno (EAGAIN when OpenSSL waits, `want` says for what).
+int write(SSL* ssl, evbuffer* buf, Want& want);
+
+}  // namespace sluice::tls
