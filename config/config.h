@@ -93,6 +93,13 @@ struct Service {
   Duration connect_timeout{2'000};
   Duration timeout{30'000};            // waiting for the response head, and between reads after
   uint32_t max_idle_connections = 64;  // per endpoint and worker, kept for keep-alive
+  // `tls:`: HTTPS to the endpoints. The certificate is checked against `tls_ca` (or the
+  // system store) for the name `tls_sni`, else each endpoint's host name (its IP for
+  // an IP endpoint).
+  bool tls = false;
+  bool tls_verify = true;
+  std::string tls_ca;
+  std::string tls_sni;
   Mark mark;
 };
 

@@ -37,8 +37,9 @@ const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "ro
                         "functions", "function_pricing"}};
 const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections",
                         "stage", "tls", "h2c"}};
-const Schema kService{
-    {"endpoints", "load_balancer", "connect_timeout", "timeout", "max_idle_connections"}};
+const Schema kService{{"endpoints", "load_balancer", "connect_timeout", "timeout",
+                       "max_idle_connections", "tls", "protocol"}};
+const Schema kServiceTls{{"verify", "ca", "sni"}};
 // "websocket" is a backend of the design that is not built yet; it gets its own
 // message (readBackend) rather than the generic one.
 const Schema kRoute{
@@ -321,6 +322,46 @@ void Loader::readService(const Field& item, Service& out) {
   if (const Field* f = fields.get("max_idle_connections")) {
     int64_t value = 0;
     if (reader_.integer(*f, 0, UINT32_MAX, value)) out.max_idle_connections = value;
+  }
+  if (const Field* f = fields.get("tls")) {
+    Fields tls;
+    out.tls = true;
+    if (!f->value.IsNull() && reader_.map(*f, kServiceTls, tls)) {
+      if (const Field* v = tls.get("verify")) detail::readBool(reader_, *v, out.tls_verify);
+      if (const Field* ca = tls.get("ca")) {
+        if (std::optional<std::string> path = reader_.string(*ca)) {
+          std::string full =
+              !path->empty() && (*path)[0] != '/' ? config_dir_ + "/" + *path : *path;
+          std::string problem;
+          if (path->empty()) {
+            reader_.error(*ca, "expected a file name");
+          } else if (!detail::readCaFile(full, problem)) {
+            reader_.error(*ca, problem);
+          } else {
+            out.tls_ca = full;
+          }
+        }
+      }
+      if (const Field* sni = tls.get("sni")) {
+        if (std::optional<std::string> name = reader_.string(*sni)) {
+          if (!isValidHost(*name) || name->find('*') != std::string::npos) {
+            reader_.error(*sni, "invalid server name '" + *name + "'");
+          } else {
+            out.tls_sni = lowerCase(*name);
+          }
+        }
+      }
+    }
+  }
+  if (const Field* f = fields.get("protocol")) {
+    if (std::optional<std::string> text = reader_.string(*f)) {
+      if (*text == "http2" || *text == "h2c") {
+        reader_.error(
+            *f, "protocol '" + *text + "' to services is not in this version yet (HTTP/1.1 only)");
+      } else if (*text != "http1") {
+        reader_.error(*f, "unknown protocol '" + *text + "'; expected http1, http2 or h2c");
+      }
+    }
   }
 }
 

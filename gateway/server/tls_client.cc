@@ -37,8 +37,8 @@ SSL_CTX* makeClientContext(bool verify, const std::string& ca_file, const char* 
   return ctx;
 }
 
-bufferevent* newClientBufferevent(event_base* base, SSL_CTX* ctx, const std::string& host,
-                                  bool verify, int options) {
+namespace {
+SSL* newSession(SSL_CTX* ctx, const std::string& host, bool verify) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) return nullptr;
   if (!isIpLiteral(host)) {
@@ -47,6 +47,25 @@ bufferevent* newClientBufferevent(event_base* base, SSL_CTX* ctx, const std::str
   } else if (verify) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
   }
+  return ssl;
+}
+}  // namespace
+
+SSL* newClientSession(SSL_CTX* ctx, const std::string& host, bool verify, int fd) {
+  SSL* ssl = newSession(ctx, host, verify);
+  if (ssl == nullptr) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_connect_state(ssl);
+  return ssl;
+}
+
+bufferevent* newClientBufferevent(event_base* base, SSL_CTX* ctx, const std::string& host,
+                                  bool verify, int options) {
+  SSL* ssl = newSession(ctx, host, verify);
+  if (ssl == nullptr) return nullptr;
   bufferevent* bev =
       bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, options);
   if (bev == nullptr) {

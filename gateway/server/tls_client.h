@@ -23,6 +23,10 @@ SSL_CTX* makeClientContext(bool verify, const std::string& ca_file, const char* 
 bufferevent* newClientBufferevent(event_base* base, SSL_CTX* ctx, const std::string& host,
                                   bool verify, int options);
 
+// A client session for `host` on socket `fd` (connect state), with the same SNI and
+// name checks. Null on failure.
+SSL* newClientSession(SSL_CTX* ctx, const std::string& host, bool verify, int fd);
+
 // The OpenSSL error behind a failed TLS bufferevent ("" if none), for logs.
 std::string lastError(bufferevent* bev);
 

@@ -158,7 +158,9 @@ void ServiceCall::attempt(size_t avoid, bool allow_idle) {
   conn_ = std::make_unique<UpstreamConnection>(pool_.worker(), ep);
   conn_->setHandler(this);
   const config::Service& svc = pool_.service();
-  if (!conn_->connect(svc.endpoints[ep], svc.connect_timeout)) onConnectFailed(false);
+  if (!conn_->connect(svc.endpoints[ep], svc.connect_timeout, pool_.tlsFor(ep))) {
+    onConnectFailed(false);
+  }
 }
 
 void ServiceCall::onConnectFailed(bool timed_out) {

@@ -4,6 +4,9 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,7 +15,10 @@
 
 #include "gateway/server/clock.h"
 #include "gateway/server/io.h"
+#include "gateway/server/log.h"
 #include "gateway/server/stream.h"
+#include "gateway/server/tls_client.h"
+#include "gateway/server/tls_io.h"
 #include "gateway/server/worker.h"
 
 namespace sluice {
@@ -28,6 +34,7 @@ UpstreamConnection::UpstreamConnection(Worker& worker, size_t endpoint)
     : worker_(worker), endpoint_(endpoint), in_(evbuffer_new()), out_(evbuffer_new()) {}
 
 UpstreamConnection::~UpstreamConnection() {
+  if (ssl_) SSL_free(ssl_);
   if (fd_ >= 0) {
     event_del(&read_ev_);
     event_del(&write_ev_);
@@ -37,7 +44,10 @@ UpstreamConnection::~UpstreamConnection() {
   evbuffer_free(out_);
 }
 
-bool UpstreamConnection::connect(const config::SocketAddress& address, config::Duration timeout) {
+bool UpstreamConnection::connect(const config::SocketAddress& address, config::Duration timeout,
+                                 const Tls& tls) {
+  tls_ = tls;
+  deadline_us_ = nowMicros(CLOCK_MONOTONIC) + static_cast<uint64_t>(timeout.count()) * 1000;
   fd_ = ::socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return false;
   int one = 1;
@@ -73,9 +83,78 @@ void UpstreamConnection::resumeReading() {
   reading_ = true;
 }
 
+ssize_t UpstreamConnection::readSome() {
+  if (ssl_ == nullptr) return io::readInto(in_, fd_, kReadSize);
+  tls::Want want;
+  bool pending;
+  ssize_t n = tls::read(ssl_, in_, kReadSize, want, pending);
+  if (n > 0) {
+    if (pending) event_active(&read_ev_, EV_READ, 0);
+    if (write_wants_read_) {
+      write_wants_read_ = false;
+      event_active(&write_ev_, EV_WRITE, 0);
+    }
+  } else if (want == tls::Want::kWrite && !writing_) {
+    event_add(&write_ev_, nullptr);
+    writing_ = true;
+  }
+  return n;
+}
+
+int UpstreamConnection::writeSome() {
+  if (ssl_ == nullptr) return evbuffer_write(out_, fd_);
+  tls::Want want;
+  int n = tls::write(ssl_, out_, want);
+  write_wants_read_ = want == tls::Want::kRead;
+  return n;
+}
+
+// The TLS handshake after the TCP connect, within what is left of connect_timeout.
+void UpstreamConnection::handshake() {
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    handshaking_ = false;
+    event_del(&read_ev_);
+    event_del(&write_ev_);
+    reading_ = writing_ = false;
+    connected_ = true;
+    handler_->onConnected();
+    return;
+  }
+  int err = SSL_get_error(ssl_, r);
+  uint64_t now = nowMicros(CLOCK_MONOTONIC);
+  if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && now < deadline_us_) {
+    timeval tv = microsToTimeval(deadline_us_ - now);
+    event* wait = err == SSL_ERROR_WANT_READ ? &read_ev_ : &write_ev_;
+    event* other = err == SSL_ERROR_WANT_READ ? &write_ev_ : &read_ev_;
+    event_del(other);
+    event_add(wait, &tv);
+    return;
+  }
+  bool timed_out = now >= deadline_us_;
+  if (!timed_out) {
+    // The upstream's certificate or protocol is wrong: an operator's problem, worth a
+    // line (connections to a service are few, unlike clients' handshakes).
+    long verify = SSL_get_verify_result(ssl_);
+    unsigned long e = ERR_peek_error();
+    char text[256] = "connection closed";
+    if (e != 0) ERR_error_string_n(e, text, sizeof text);
+    LOG_WARN("upstream TLS handshake with %s failed: %s%s%s", tls_.host->c_str(), text,
+             verify != X509_V_OK ? ": " : "",
+             verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "");
+  }
+  ERR_clear_error();
+  handshaking_ = false;
+  event_del(&read_ev_);
+  event_del(&write_ev_);
+  errno = timed_out ? ETIMEDOUT : ECONNREFUSED;
+  handler_->onConnectFailed(timed_out);
+}
+
 bool UpstreamConnection::flush() {
   if (!connected_ || writing_ || evbuffer_get_length(out_) == 0) return true;
-  int n = evbuffer_write(out_, fd_);
+  int n = writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
   if (evbuffer_get_length(out_) > 0) {
     event_add(&write_ev_, nullptr);
@@ -86,6 +165,17 @@ bool UpstreamConnection::flush() {
 
 void UpstreamConnection::onWriteEvent(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
+  if (self->handshaking_) {
+    if (what & EV_TIMEOUT) {
+      self->handshaking_ = false;
+      event_del(&self->read_ev_);
+      event_del(&self->write_ev_);
+      self->handler_->onConnectFailed(true);
+      return;
+    }
+    self->handshake();
+    return;
+  }
   if (!self->connected_) {
     event_del(&self->write_ev_);
     self->writing_ = false;
@@ -101,11 +191,22 @@ void UpstreamConnection::onWriteEvent(evutil_socket_t fd, short what, void* arg)
       self->handler_->onConnectFailed(false);
       return;
     }
+    if (self->tls_.ctx != nullptr) {
+      self->ssl_ = tls::newClientSession(self->tls_.ctx, *self->tls_.host, self->tls_.verify, fd);
+      if (self->ssl_ == nullptr) {
+        errno = ENOMEM;
+        self->handler_->onConnectFailed(false);
+        return;
+      }
+      self->handshaking_ = true;
+      self->handshake();
+      return;
+    }
     self->connected_ = true;
     self->handler_->onConnected();
     return;
   }
-  int n = evbuffer_write(self->out_, fd);
+  int n = self->writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     event_del(&self->write_ev_);
     self->writing_ = false;
@@ -122,11 +223,22 @@ void UpstreamConnection::onWriteEvent(evutil_socket_t fd, short what, void* arg)
 
 void UpstreamConnection::onReadEvent(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
+  if (self->handshaking_) {
+    if (what & EV_TIMEOUT) {
+      self->handshaking_ = false;
+      event_del(&self->read_ev_);
+      event_del(&self->write_ev_);
+      self->handler_->onConnectFailed(true);
+      return;
+    }
+    self->handshake();
+    return;
+  }
   if (what & EV_TIMEOUT) {
     self->handler_->onClosed(true);
     return;
   }
-  ssize_t n = io::readInto(self->in_, fd, kReadSize);
+  ssize_t n = self->readSome();
   if (n > 0) {
     self->handler_->onReadable();
     return;
@@ -172,9 +284,24 @@ ServicePool::ServicePool(Worker& worker, const config::Service& service,
   idle_timeout_ = event_base_init_common_timeout(worker.base(), &idle);
   // Start each worker at a different endpoint so that workers do not move in lockstep.
   next_ = worker.id();
+  if (service.tls) {
+    ssl_ctx_ = tls::makeClientContext(service.tls_verify, service.tls_ca,
+                                      ("service " + service.name).c_str());
+    for (const config::SocketAddress& ep : service.endpoints) {
+      // The endpoint as written, without its port: a name for SNI and the check, or
+      // an IP address checked against the certificate's IP entries.
+      std::string host = ep.text.substr(0, ep.text.rfind(':'));
+      if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      tls_hosts_.push_back(service.tls_sni.empty() ? host : service.tls_sni);
+    }
+  }
 }
 
-ServicePool::~ServicePool() = default;
+ServicePool::~ServicePool() {
+  if (ssl_ctx_) SSL_CTX_free(ssl_ctx_);
+}
 
 size_t ServicePool::pickEndpoint(size_t avoid) {
   size_t n = endpoints_.size();

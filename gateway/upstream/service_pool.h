@@ -3,9 +3,11 @@
 #pragma once
 
 #include <event2/event_struct.h>
+#include <openssl/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -37,8 +39,15 @@ class UpstreamConnection {
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
-  // Starts a non-blocking connect; false if it failed at once (errno set).
-  bool connect(const config::SocketAddress& address, config::Duration timeout);
+  // Starts a non-blocking connect (and, with `tls`, the TLS handshake after it, both
+  // within `timeout`); false if it failed at once (errno set). onConnected comes once
+  // the connection can carry requests.
+  struct Tls {
+    SSL_CTX* ctx = nullptr;             // null: plain TCP
+    const std::string* host = nullptr;  // SNI and the name checked ("" for none)
+    bool verify = true;
+  };
+  bool connect(const config::SocketAddress& address, config::Duration timeout, const Tls& tls);
   void setHandler(Handler* handler) { handler_ = handler; }
   // Reading with a timeout: if no byte arrives within `timeout`, onClosed(true).
   void readWithTimeout(const timeval* timeout);
@@ -56,6 +65,9 @@ class UpstreamConnection {
  private:
   static void onReadEvent(evutil_socket_t fd, short what, void* arg);
   static void onWriteEvent(evutil_socket_t fd, short what, void* arg);
+  void handshake();
+  ssize_t readSome();
+  int writeSome();
 
   Worker& worker_;
   size_t endpoint_;
@@ -70,6 +82,11 @@ class UpstreamConnection {
   bool reading_ = false;
   bool writing_ = false;
   bool read_paused_ = false;
+  Tls tls_;
+  SSL* ssl_ = nullptr;
+  bool handshaking_ = false;
+  bool write_wants_read_ = false;
+  uint64_t deadline_us_ = 0;  // connect and handshake
 };
 
 class ServicePool {
@@ -95,6 +112,11 @@ class ServicePool {
   void countError(size_t endpoint, metrics::UpstreamError kind) {
     endpoint_metrics_[endpoint]->error(kind);
   }
+  // How to connect to `endpoint` (TLS or not).
+  UpstreamConnection::Tls tlsFor(size_t endpoint) const {
+    if (ssl_ctx_ == nullptr) return {};
+    return {ssl_ctx_, &tls_hosts_[endpoint], service_.tls_verify};
+  }
 
  private:
   class IdleWatcher;
@@ -111,6 +133,8 @@ class ServicePool {
   size_t next_ = 0;  // round-robin cursor
   const timeval* response_timeout_;
   const timeval* idle_timeout_;
+  SSL_CTX* ssl_ctx_ = nullptr;          // `tls:` services only
+  std::vector<std::string> tls_hosts_;  // by endpoint: SNI and the name checked
 };
 
 }  // namespace sluice

@@ -169,7 +169,7 @@ def run_sluice(*args, timeout=30, env=None):
 class Upstream:
     """tests/support/upstream.py in a subprocess, with its request log."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, tls_cert=None, tls_key=None):
         fd, self.log_path = tempfile.mkstemp(prefix="upstream-", suffix=".jsonl", dir=directory)
         os.close(fd)
         self.events_path = self.log_path + ".events"
@@ -177,7 +177,8 @@ class Upstream:
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, UPSTREAM_PY, "--port", "0", "--log", self.log_path,
-             "--events", self.events_path, "--exit-on-stdin-eof"],
+             "--events", self.events_path, "--exit-on-stdin-eof"]
+            + (["--tls-cert", tls_cert, "--tls-key", tls_key] if tls_cert else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             preexec_fn=_die_with_parent)
         line = self._readline_with_timeout(DEFAULT_TIMEOUT)
@@ -563,8 +564,8 @@ class SluiceTestCase(unittest.TestCase):
         self.tmp = self._tmp.name
         self.addCleanup(self._tmp.cleanup)
 
-    def start_upstream(self):
-        up = Upstream(self.tmp)
+    def start_upstream(self, tls_cert=None, tls_key=None):
+        up = Upstream(self.tmp, tls_cert, tls_key)
         self.addCleanup(up.stop)
         return up
 

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import socket
 import struct
 import sys
@@ -407,8 +408,13 @@ def watch_stdin_and_exit():
 
 async def main_async(args):
     up = Upstream(args.log, args.events)
+    tls = None
+    if args.tls_cert:
+        # HTTPS, for the tests of services with `tls:`.
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     server = await asyncio.start_server(up.handle, args.host, args.port, limit=MAX_HEAD,
-                                        backlog=1024)
+                                        backlog=1024, ssl=tls)
     up.port = server.sockets[0].getsockname()[1]
     print("PORT %d" % up.port, flush=True)
     loop = asyncio.get_running_loop()
@@ -426,6 +432,8 @@ def main():
     ap.add_argument("--log", default=None, help="append one JSON line per request here")
     ap.add_argument("--events", default=None,
                     help="append connection events here: accept, and each raw head as read")
+    ap.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", default=None)
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when stdin reaches EOF (the parent died or closed it)")
     args = ap.parse_args()

@@ -455,7 +455,8 @@ admin: {adress: 127.0.0.1:1}
                           "test.yaml:8:14: invalid port '99999' (expected 0 to 65535)",
                           "test.yaml:9:21: expected a duration like 250ms, 3s, 10m, 2h",
                           "test.yaml:11:33: unknown key 'colour'; allowed keys: endpoints, "
-                          "load_balancer, connect_timeout, timeout, max_idle_connections",
+                          "load_balancer, connect_timeout, timeout, max_idle_connections, tls, "
+                          "protocol",
                           "test.yaml:12:9: unknown key 'adress' (did you mean 'address'?); "
                           "allowed keys: address, token"));
 }
