@@ -394,7 +394,9 @@ void Http1Connection::handshake() {
     SSL_get0_alpn_selected(ssl_, &proto, &proto_len);
     if (proto_len == 2 && std::memcmp(proto, "h2", 2) == 0) {
       startHttp2();
-      event_active(&read_ev_, EV_READ, 0);
+      // Not if starting failed and closed the connection (its events must stay off:
+      // the worker deletes it).
+      if (state_ == State::kHttp2) event_active(&read_ev_, EV_READ, 0);
       return;
     }
     state_ = State::kWaitingHead;

@@ -522,7 +522,8 @@ void Http2Session::sendPending() {
   if (!shut_ && (!writable_.empty() || !body_ready_.empty())) runNotifications();
   // The last stream of a draining connection ended: let the connection close (from
   // the loop, not from inside this call).
-  if (!shut_ && streams_.empty() && conn_.draining()) {
+  if (!shut_ && streams_.empty() && conn_.draining() &&
+      conn_.state_ == Http1Connection::State::kHttp2) {
     event_active(&conn_.write_ev_, EV_WRITE, 0);
   }
 }
