@@ -72,12 +72,21 @@ struct ListenerTls {
   Mark mark;
 };
 
+// HTTP/2 limits of a listener (`http2:`); the defaults are Envoy's edge defaults.
+struct Http2Settings {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t max_header_list_size = 64 * 1024;
+  uint32_t initial_stream_window = 65'535;
+  uint32_t connection_window = 1 << 20;
+};
+
 struct Listener {
   std::string name;
   SocketAddress address;
   Stage stage;
   ListenerTls tls;
-  bool h2c = false;                   // cleartext HTTP/2 with prior knowledge (next to HTTP/1.1)
+  bool h2c = false;  // cleartext HTTP/2 with prior knowledge (next to HTTP/1.1)
+  Http2Settings http2;
   Duration header_timeout{10'000};    // whole request head must arrive in this time → 408
   Duration idle_timeout{60'000};      // keep-alive connection with no request → closed
   uint32_t max_connections = 10'000;  // per worker; beyond it, accepting pauses

@@ -36,7 +36,9 @@ const Schema kTopLevel{{"workers", "drain_timeout", "listeners", "services", "ro
                         "plugins", "admin", "watch", "api_keys", "usage_plans", "redis",
                         "functions", "function_pricing"}};
 const Schema kListener{{"name", "address", "header_timeout", "idle_timeout", "max_connections",
-                        "stage", "tls", "h2c"}};
+                        "stage", "tls", "h2c", "http2"}};
+const Schema kHttp2{{"max_concurrent_streams", "max_header_list_size", "initial_stream_window",
+                     "connection_window"}};
 const Schema kService{{"endpoints", "load_balancer", "connect_timeout", "timeout",
                        "max_idle_connections", "tls", "protocol"}};
 const Schema kServiceTls{{"verify", "ca", "sni"}};
@@ -266,6 +268,38 @@ bool Loader::readListener(const Field& item, Listener& out, ListenerMarks& marks
   }
   if (const Field* f = fields.get("stage")) detail::readStage(reader_, *f, out.stage);
   if (const Field* f = fields.get("h2c")) detail::readBool(reader_, *f, out.h2c);
+  if (const Field* f = fields.get("http2")) {
+    Fields h2;
+    if (reader_.map(*f, kHttp2, h2)) {
+      int64_t n = 0;
+      if (const Field* v = h2.get("max_concurrent_streams")) {
+        if (reader_.integer(*v, 1, 10'000, n)) out.http2.max_concurrent_streams = n;
+      }
+      uint64_t size = 0;
+      if (const Field* v = h2.get("max_header_list_size")) {
+        if (reader_.size(*v, size)) {
+          if (size < 4096 || size > (1u << 24)) {
+            reader_.error(*v, "expected a size from 4KiB to 16MiB");
+          } else {
+            out.http2.max_header_list_size = static_cast<uint32_t>(size);
+          }
+        }
+      }
+      // RFC 9113 §6.9.2: a window is at most 2^31-1; less than the protocol's initial
+      // 65535 would only slow clients down.
+      for (auto [key, target] :
+           {std::pair{"initial_stream_window", &out.http2.initial_stream_window},
+            std::pair{"connection_window", &out.http2.connection_window}}) {
+        const Field* v = h2.get(key);
+        if (v == nullptr || !reader_.size(*v, size)) continue;
+        if (size < 65'535 || size > 0x7fffffff) {
+          reader_.error(*v, "expected a window from 65535 bytes to 2GiB-1");
+        } else {
+          *target = static_cast<uint32_t>(size);
+        }
+      }
+    }
+  }
   if (const Field* f = fields.get("tls")) {
     detail::readListenerTls(reader_, *f, config_dir_, out.tls);
   }

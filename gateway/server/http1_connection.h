@@ -34,6 +34,7 @@ class Http1Connection : public Deferred {
     std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
     ListenerMetrics* metrics = nullptr;
     bool h2c = false;  // cleartext HTTP/2 with prior knowledge is accepted
+    config::Http2Settings http2;
   };
 
   Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,

@@ -16,10 +16,6 @@
 namespace sluice {
 namespace {
 
-constexpr uint32_t kMaxConcurrentStreams = 100;
-constexpr int32_t kStreamWindow = 65535;        // 64 KiB: Envoy's edge default
-constexpr int32_t kConnectionWindow = 1 << 20;  // 1 MiB
-constexpr size_t kMaxHeaderList = http::kMaxHeadBytes;
 // Frames are serialised into the connection's output until it holds this much; the
 // rest waits for onWritable().
 constexpr size_t kOutputHigh = 256 * 1024;
@@ -52,8 +48,9 @@ class Http2Stream final : public Downstream, public Deferred {
   // ---- building the request from the HEADERS block ----
   // False: the header list is too large (the stream is refused).
   bool addHeader(std::string_view name, std::string_view value) {
+    // RFC 9113 §6.5.2's measure: name, value and 32 bytes per field.
     header_bytes_ += name.size() + value.size() + 32;
-    if (header_bytes_ > kMaxHeaderList) return false;
+    if (header_bytes_ > session_.conn_.info_.http2.max_header_list_size) return false;
     if (!name.empty() && name[0] == ':') {
       if (name == ":method") method_.assign(value);
       if (name == ":path") target_.assign(value);
@@ -444,15 +441,17 @@ void Http2Session::shutdown() {
 }
 
 bool Http2Session::start() {
+  const config::Http2Settings& limits = conn_.info_.http2;
   nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(kMaxHeaderList)},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size},
   };
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) {
     return false;
   }
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(limits.connection_window));
   sendPending();
   return true;
 }

@@ -367,7 +367,8 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
                                        ls.config->name,
                                        ls.tls,
                                        ls.metrics,
-                                       ls.config->h2c};
+                                       ls.config->h2c,
+                                       ls.config->http2};
     auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;

@@ -35,7 +35,7 @@ import time
 import unittest
 
 from admin_helpers import admin_request, fetch_metrics, metric
-from harness import (DEFAULT_TIMEOUT, SluiceTestCase, free_port, header_values,
+from harness import (DEFAULT_TIMEOUT, SluiceTestCase, free_port, header_values, run_sluice,
                      pattern_pieces, pattern_sha256, wait_for_port)
 import h2_client as h2   # tests/support, on sys.path via harness
 import tls_certs
@@ -424,6 +424,47 @@ class Settings(H2TestCase):
         increments = [int(f.note.split("=")[1]) for f in c.frames
                       if f.type == h2.WINDOW_UPDATE and f.stream_id == 0]
         self.check_settings(c.server_settings[0], increments, c.describe())
+
+
+class ConfiguredLimits(H2TestCase):
+    """A listener's `http2:` settings are what sluice announces and enforces."""
+
+    def test_http2_settings_are_announced(self):
+        self.s = self.start_sluice("""
+            listeners:
+              - name: h2c
+                address: @LISTEN@
+                h2c: true
+                http2: {max_concurrent_streams: 7, initial_stream_window: 128KiB,
+                        connection_window: 4MiB, max_header_list_size: 8KiB}
+            routes:
+              - name: ping
+                match: {path: /ping}
+                response: {status: 200, body: pong}
+            """)
+        self.h2c_port = self.s.port
+        c = self.raw()
+        self.assertTrue(c.handshake(), self.why(c.describe()))
+        st = self.raw_get(c, "/ping")
+        self.assertEqual(st.status, 200, self.why(st))
+        d = dict(c.server_settings[0])
+        self.assertEqual(d.get(h2.SETTINGS_MAX_CONCURRENT_STREAMS), 7, self.why(c.describe()))
+        self.assertEqual(d.get(h2.SETTINGS_INITIAL_WINDOW_SIZE), 128 * 1024,
+                         self.why(c.describe()))
+        increments = [int(f.note.split("=")[1]) for f in c.frames
+                      if f.type == h2.WINDOW_UPDATE and f.stream_id == 0]
+        self.assertEqual(sum(increments), 4 * 1024 * 1024 - 65535, self.why(c.describe()))
+        path = self.write_config("""
+            listeners:
+              - name: h2c
+                address: 127.0.0.1:1
+                http2: {max_concurrent_streams: 0, initial_stream_window: 1KiB, colour: red}
+            routes: []
+            """, name="bad.yaml")
+        rc, out, err = run_sluice("validate", path)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("expected a window from 65535 bytes to 2GiB-1", err)
+        self.assertIn("unknown key 'colour'", err)
 
 
 class Multiplexing(H2TestCase):

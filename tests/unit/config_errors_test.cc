@@ -83,7 +83,7 @@ routes:
   EXPECT_EQ(errors, lines("test.yaml:2:5: missing required key 'address'",
                           "test.yaml:3:5: unknown key 'adress' (did you mean 'address'?); "
                           "allowed keys: name, address, header_timeout, idle_timeout, "
-                          "max_connections, stage, tls, h2c",
+                          "max_connections, stage, tls, h2c, http2",
                           "test.yaml:6:22: unknown key 'verb'; allowed keys: methods, path, host",
                           "test.yaml:7:16: unknown key 'code'; allowed keys: status, headers, "
                           "body"));
