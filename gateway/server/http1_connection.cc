@@ -97,6 +97,8 @@ void Http1Connection::armHeadTimer(bool header) {
   head_timer_is_header_ = header;
   if (header) {
     head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.header_timeout_ms.count();
+  } else {
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.idle_timeout_ms.count();
   }
   // Re-adding a pending event only moves its timer; deleting it first would cost an
   // epoll_ctl per request.
@@ -180,7 +182,21 @@ void Http1Connection::handleRead(short what) {
       return;
     }
     // Woken by finishStream for a pipelined request already buffered.
-    if (evbuffer_get_length(in_) == 0) return;
+    if (evbuffer_get_length(in_) == 0) {
+      if (ssl_ && state_ == State::kWaitingHead) {
+        // A TLS record without application data (a key update, an empty record) woke
+        // us, and a persistent event restarts its timer whenever it fires: without
+        // this, such records would keep a connection alive past its timeouts.
+        int64_t left = head_deadline_ms_ - cachedNowMs(worker_.base());
+        if (left <= 0) {
+          close();
+          return;
+        }
+        timeval tv = toTimeval(config::Duration(left));
+        event_add(&read_ev_, &tv);
+      }
+      return;
+    }
   }
   if (state_ == State::kWaitingHead && !head_timer_is_header_) {
     armHeadTimer(true);  // the first bytes of a new request start the header clock
@@ -281,6 +297,16 @@ void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
 bool Http1Connection::flush() {
   if (state_ == State::kClosed) return false;
   if (writing_ || evbuffer_get_length(out_) == 0) return true;
+  if (ssl_ && state_ != State::kClosing) {
+    // TLS: written once per loop pass. Written at once, a response's head and body
+    // (HTTP/2: its HEADERS and DATA) would go out as separate records and write(2)s,
+    // which costs both ends a record each.
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      event_active(&write_ev_, EV_WRITE, 0);
+    }
+    return true;
+  }
   int n = writeSome();
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     close();
@@ -294,6 +320,7 @@ bool Http1Connection::flush() {
 }
 
 void Http1Connection::handleWrite() {
+  flush_scheduled_ = false;
   if (state_ == State::kHandshake) {
     handshake();
     return;
@@ -307,6 +334,9 @@ void Http1Connection::handleWrite() {
     if (evbuffer_get_length(out_) == 0) {
       event_del(&write_ev_);
       writing_ = false;
+    } else if (!writing_) {  // a scheduled flush (TLS) that did not write everything
+      event_add(&write_ev_, nullptr);
+      writing_ = true;
     }
     if (evbuffer_get_length(out_) < kLowWatermark) h2_->onWritable();
     afterHttp2();
@@ -317,6 +347,13 @@ void Http1Connection::handleWrite() {
     close();
     return;
   }
+  if (ssl_write_wants_read_ && writing_) {
+    // OpenSSL needs to read before it can write: a writable socket would wake us in a
+    // loop. The read path wakes the write again (readSome).
+    event_del(&write_ev_);
+    writing_ = false;
+    return;
+  }
   size_t left = evbuffer_get_length(out_);
   if (left == 0) {
     event_del(&write_ev_);
@@ -325,6 +362,9 @@ void Http1Connection::handleWrite() {
       linger();
       return;
     }
+  } else if (!writing_) {  // a scheduled flush (TLS) that did not write everything
+    event_add(&write_ev_, nullptr);
+    writing_ = true;
   }
   if (state_ == State::kActive && stream_ && stream_->exchange_.active() && left < kLowWatermark) {
     stream_->exchange_.onResponseWritable();
@@ -371,6 +411,10 @@ void Http1Connection::close() {
     worker_.deferDelete(std::move(h2_));
   }
   if (ssl_) {
+    // A session whose connection just ends (no close_notify of ours) stays resumable:
+    // OpenSSL would otherwise drop it from the cache as "bad".
+    if (SSL_is_init_finished(ssl_))
+      SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(ssl_);
     ssl_ = nullptr;
   }
@@ -402,7 +446,15 @@ void Http1Connection::handshake() {
     state_ = State::kWaitingHead;
     armHeadTimer(true);
     // The request often came with the handshake's last flight, and OpenSSL may hold
-    // decrypted bytes the socket's readiness will not announce.
+    // decrypted bytes the socket's readiness will not announce. When draining, that
+    // request (if any) is served with Connection: close; an idle one closes at once.
+    if (draining() && SSL_pending(ssl_) == 0) {
+      char byte;
+      if (recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+        close();
+        return;
+      }
+    }
     event_active(&read_ev_, EV_READ, 0);
     return;
   }

@@ -30,6 +30,7 @@ class Http1Connection : public Deferred {
     config::Duration header_timeout_ms;
     const timeval* header_timeout;  // common timeouts of the worker's event_base
     const timeval* idle_timeout;
+    config::Duration idle_timeout_ms;
     std::string listener;  // its name (function events carry the listener's stage)
     std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
     ListenerMetrics* metrics = nullptr;
@@ -115,7 +116,8 @@ class Http1Connection : public Deferred {
   int64_t head_deadline_ms_ = 0;  // when the head being received must be complete
   bool peer_closed_ = false;
   bool draining_ = false;
-  bool fresh_ = true;  // nothing received yet: the h2c preface may still come
+  bool fresh_ = true;             // nothing received yet: the h2c preface may still come
+  bool flush_scheduled_ = false;  // TLS: a write is queued for this loop pass
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
   std::unique_ptr<Http2Session> h2_;   // once HTTP/2 is spoken

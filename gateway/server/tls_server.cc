@@ -26,10 +26,6 @@ constexpr const char* kDefaultCiphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// Sessions resumed by id are looked up in this context's cache: one value for all of
-// a listener's contexts, so that SNI switching does not break resumption.
-constexpr unsigned char kSessionIdContext[] = "sluice";
-
 std::string lastError() {
   unsigned long e = ERR_get_error();
   ERR_clear_error();
@@ -60,14 +56,17 @@ const unsigned char* ticketSecret() {
   return secret;
 }
 
-TicketKey ticketKey(uint64_t epoch) {
+// Keys of one listener's TLS settings (`scope`, its session id context): a ticket of
+// one listener, or of settings a reload replaced, does not decrypt under another.
+TicketKey ticketKey(const unsigned char* scope, uint64_t epoch) {
   TicketKey k;
   unsigned char block[32];
   unsigned int len = 0;
   for (uint8_t part = 0; part < 3; ++part) {
-    unsigned char msg[9];
-    for (int i = 0; i < 8; ++i) msg[i] = static_cast<unsigned char>(epoch >> (8 * i));
-    msg[8] = part;
+    unsigned char msg[32 + 9];
+    std::memcpy(msg, scope, 32);
+    for (int i = 0; i < 8; ++i) msg[32 + i] = static_cast<unsigned char>(epoch >> (8 * i));
+    msg[40] = part;
     HMAC(EVP_sha256(), ticketSecret(), 32, msg, sizeof msg, block, &len);
     if (part == 0) std::memcpy(k.name, block, sizeof k.name);
     if (part == 1) std::memcpy(k.aes, block, sizeof k.aes);
@@ -76,8 +75,11 @@ TicketKey ticketKey(uint64_t epoch) {
   return k;
 }
 
-int onTicketKey(SSL*, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX* cipher,
+int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX* cipher,
                 EVP_MAC_CTX* mac, int encrypt) {
+  const unsigned char* scope =
+      static_cast<const unsigned char*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  if (scope == nullptr) return 0;
   uint64_t now = static_cast<uint64_t>(time(nullptr) / kTicketPeriod);
   auto setMac = [mac](const TicketKey& k) {
     OSSL_PARAM params[] = {
@@ -88,14 +90,14 @@ int onTicketKey(SSL*, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_C
     return EVP_MAC_CTX_set_params(mac, params) == 1;
   };
   if (encrypt) {
-    TicketKey k = ticketKey(now);
+    TicketKey k = ticketKey(scope, now);
     if (RAND_bytes(iv, 16) != 1) return -1;
     std::memcpy(name, k.name, sizeof k.name);
     if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
     return setMac(k) ? 1 : -1;
   }
   for (int age = 0; age < kTicketEpochsAccepted; ++age) {
-    TicketKey k = ticketKey(now - static_cast<uint64_t>(age));
+    TicketKey k = ticketKey(scope, now - static_cast<uint64_t>(age));
     if (std::memcmp(name, k.name, sizeof k.name) != 0) continue;
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
     if (!setMac(k)) return -1;
@@ -109,12 +111,38 @@ std::string lower(std::string s) {
   return s;
 }
 
+void hashFile(EVP_MD_CTX* md, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EVP_DigestUpdate(md, path.data(), path.size() + 1);
+  EVP_DigestUpdate(md, bytes.data(), bytes.size());
+}
+
+// What a resumed session must share with the listener that resumes it: the
+// certificates, who may connect (client_auth, the client CA file's content) and the
+// protocol floor. OpenSSL refuses to resume a session of another session id context,
+// so a session from a listener without client certificates (or from before a reload
+// that changed the CA) cannot skip the certificate check of this one.
+void sessionScope(const config::ListenerTls& config, unsigned char out[32]) {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  for (const config::TlsCertificate& c : config.certificates) hashFile(md, c.certificate);
+  if (!config.client_ca.empty()) hashFile(md, config.client_ca);
+  unsigned char settings[2] = {static_cast<unsigned char>(config.client_auth),
+                               static_cast<unsigned char>(config.min_version & 0xff)};
+  EVP_DigestUpdate(md, settings, sizeof settings);
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(md, out, &len);
+  EVP_MD_CTX_free(md);
+}
+
 }  // namespace
 
 std::shared_ptr<const ServerContext> ServerContext::make(const config::ListenerTls& config,
                                                          std::string& error) {
-  std::shared_ptr<ServerContext> out(new ServerContext());
+  auto out = std::make_shared<ServerContext>(Private{});
   out->handshake_timeout_ = config.handshake_timeout;
+  sessionScope(config, out->scope_);
   for (const std::string& proto : config.alpn) {
     out->alpn_wire_.push_back(static_cast<char>(proto.size()));
     out->alpn_wire_ += proto;
@@ -159,8 +187,14 @@ std::shared_ptr<const ServerContext> ServerContext::make(const config::ListenerT
       error = cert.private_key + ": not a private key for " + cert.certificate;
       return nullptr;
     }
-    SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
-    if (config.session_tickets) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &onTicketKey);
+    // One scope for all of a listener's contexts: SNI switching keeps resumption.
+    SSL_CTX_set_session_id_context(ctx, out->scope_, sizeof out->scope_);
+    SSL_CTX_set_app_data(ctx, out->scope_);
+    if (config.session_tickets) {
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &onTicketKey);
+      // Stateless tickets only: no session cache shared by the workers under a lock.
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
     if (!config.client_ca.empty()) {
       if (SSL_CTX_load_verify_locations(ctx, config.client_ca.c_str(), nullptr) != 1) {
         error = config.client_ca + ": " + lastError();

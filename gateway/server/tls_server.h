@@ -34,7 +34,12 @@ class ServerContext {
   static std::string clientSubject(SSL* ssl);
 
  private:
-  ServerContext() = default;
+  struct Private {};  // make() is the only way in, through make_shared
+
+ public:
+  explicit ServerContext(Private) {}
+
+ private:
   static int onServerName(SSL* ssl, int* alert, void* arg);
   static int onAlpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                     const unsigned char* in, unsigned int inlen, void* arg);
@@ -47,6 +52,7 @@ class ServerContext {
   std::string alpn_wire_;  // the offered protocols in ALPN wire format
   std::string ocsp_;       // DER OCSP response stapled for the default certificate
   config::Duration handshake_timeout_{10'000};
+  unsigned char scope_[32] = {};  // session id context, and the ticket keys' scope
 };
 
 }  // namespace sluice::tls

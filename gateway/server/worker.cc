@@ -364,6 +364,7 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
     Http1Connection::ListenerInfo info{ls.config->header_timeout,
                                        ls.header_timeout,
                                        ls.idle_timeout,
+                                       ls.config->idle_timeout,
                                        ls.config->name,
                                        ls.tls,
                                        ls.metrics,

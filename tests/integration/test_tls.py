@@ -651,6 +651,41 @@ class MutualTls(TlsTestCase):
         self.assertEqual(len(self.up.wait_records(4)), 4)
 
 
+    def test_resumed_session_cannot_skip_a_required_certificate(self):
+        # A session made while client certificates were optional (no certificate given)
+        # must not resume once they are required: resumption skips the certificate
+        # check, so the session's scope (session id context, ticket keys) has to differ.
+        self.start(MTLS_TLS % "optional")
+        sessions, contexts = {}, {}
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            contexts[version] = self.ctx(None, version)  # a session needs its own context
+            first = self.tls_client(contexts[version])
+            self.assertEqual(self.request(first, "GET", "/ping").status, 200)
+            sessions[version] = first.sock.session
+            first.close()
+            self.assertIsNotNone(sessions[version])
+        with open(self.s.config_path, "w") as f:
+            f.write(config_text(MTLS_TLS % "require").replace("@UP@", self.up.address)
+                    .replace("@ADMIN@", str(self.admin))
+                    .replace("@LISTEN@", "%s:%d" % (self.s.host, self.s.port)))
+        self.assertEqual(self.sighup_and_wait(1), (1, 0), self.why("reload"))
+        for version, session in sessions.items():
+            with self.subTest(version.name):
+                try:
+                    c = TlsClient(self.s.host, self.s.port, contexts[version], "localhost",
+                                  timeout=DEFAULT_TIMEOUT * SLOW, session=session)
+                except (ssl.SSLError, ConnectionError):
+                    continue  # refused at the handshake: right
+                self.addCleanup(c.close)
+                try:
+                    c.send(build_request("GET", "/ping", host="localhost"))
+                    r = c.read_response()
+                except (ssl.SSLError, ConnectionError, ConnectionClosed):
+                    continue  # TLS 1.3 shows the refusal on the first read: right
+                self.fail(self.why("a %s session without a certificate was served after "
+                                   "client_auth became require (reused=%s): %r"
+                                   % (version.name, c.sock.session_reused, r)))
+
 class HandshakeTimeout(TlsTestCase):
     TIMEOUT_MS = 500 * SLOW
 
