@@ -48,6 +48,10 @@ Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr_storage&
   client_ip_[sizeof client_ip_ - 1] = '\0';
   event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
   event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
+  io_.fd = fd_;
+  io_.read_ev = &read_ev_;
+  io_.write_ev = &write_ev_;
+  io_.writing = &writing_;
   if (info_.tls) {
     ssl_ = info_.tls->newSession(fd_);
     state_ = State::kHandshake;
@@ -347,7 +351,7 @@ void Http1Connection::handleWrite() {
     close();
     return;
   }
-  if (ssl_write_wants_read_ && writing_) {
+  if (io_.write_wants_read && writing_) {
     // OpenSSL needs to read before it can write: a writable socket would wake us in a
     // loop. The read path wakes the write again (readSome).
     event_del(&write_ev_);
@@ -490,33 +494,15 @@ void Http1Connection::handshake() {
 }
 
 ssize_t Http1Connection::readSome() {
-  if (ssl_ == nullptr) return io::readInto(in_, fd_, kReadSize);
-  tls::Want want;
-  bool pending;
-  ssize_t n = tls::read(ssl_, in_, kReadSize, want, pending);
-  if (n > 0) {
-    // A record decrypted only in part stays in OpenSSL, where the socket's readiness
-    // does not show it: come back for it.
-    if (pending) event_active(&read_ev_, EV_READ, 0);
-    if (ssl_write_wants_read_) {
-      ssl_write_wants_read_ = false;
-      event_active(&write_ev_, EV_WRITE, 0);
-    }
-  } else if (want == tls::Want::kWrite && !writing_) {
-    // Rare (a TLS 1.3 key update): retried once the socket is writable.
-    event_add(&write_ev_, nullptr);
-    writing_ = true;
-  }
-  return n;
+  io_.ssl = ssl_;
+  return io_.read(in_, kReadSize);
 }
 
 int Http1Connection::writeSome() {
-  if (ssl_ == nullptr) return evbuffer_write(out_, fd_);
-  tls::Want want;
-  int n = tls::write(ssl_, out_, want);
-  ssl_write_wants_read_ = want == tls::Want::kRead;
+  io_.ssl = ssl_;
+  int n = io_.write(out_);
   // A read that stopped for want of writability goes on now.
-  if (n >= 0 &&
+  if (n >= 0 && ssl_ != nullptr &&
       (state_ == State::kWaitingHead || state_ == State::kActive || state_ == State::kHttp2)) {
     if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
   }

@@ -14,6 +14,7 @@
 #include "gateway/http/h1_parser.h"
 #include "gateway/server/http2_session.h"
 #include "gateway/server/stream.h"
+#include "gateway/server/tls_io.h"
 #include "gateway/server/tls_server.h"
 #include "gateway/server/worker.h"
 
@@ -120,10 +121,10 @@ class Http1Connection : public Deferred {
   bool flush_scheduled_ = false;  // TLS: a write is queued for this loop pass
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
-  std::unique_ptr<Http2Session> h2_;   // once HTTP/2 is spoken
-  SSL* ssl_ = nullptr;                 // TLS session; null for plain HTTP
-  bool ssl_write_wants_read_ = false;  // SSL_write needs the socket readable first
-  std::string tls_subject_;            // the verified client certificate's subject
+  std::unique_ptr<Http2Session> h2_;  // once HTTP/2 is spoken
+  SSL* ssl_ = nullptr;                // TLS session; null for plain HTTP
+  tls::EventIo io_;                   // reads and writes, plain or through ssl_
+  std::string tls_subject_;           // the verified client certificate's subject
   char client_ip_[46];
 };
 

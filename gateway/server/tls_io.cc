@@ -1,11 +1,14 @@
 #include "gateway/server/tls_io.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
+
+#include "gateway/server/io.h"
 
 namespace sluice::tls {
 namespace {
@@ -77,6 +80,33 @@ int write(SSL* ssl, evbuffer* buf, Want& want) {
     return -1;
   }
   return total;
+}
+
+ssize_t EventIo::read(evbuffer* in, size_t max) {
+  if (ssl == nullptr) return io::readInto(in, fd, max);
+  Want want;
+  bool pending;
+  ssize_t n = tls::read(ssl, in, max, want, pending);
+  if (n > 0) {
+    if (pending) event_active(read_ev, EV_READ, 0);
+    if (write_wants_read) {
+      write_wants_read = false;
+      event_active(write_ev, EV_WRITE, 0);
+    }
+  } else if (want == Want::kWrite && !*writing) {
+    // Rare (a TLS 1.3 key update): retried once the socket is writable.
+    event_add(write_ev, nullptr);
+    *writing = true;
+  }
+  return n;
+}
+
+int EventIo::write(evbuffer* out) {
+  if (ssl == nullptr) return evbuffer_write(out, fd);
+  Want want;
+  int n = tls::write(ssl, out, want);
+  write_wants_read = want == Want::kRead;
+  return n;
 }
 
 }  // namespace sluice::tls

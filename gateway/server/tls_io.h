@@ -9,6 +9,7 @@
 #include <cstddef>
 
 struct evbuffer;
+struct event;
 
 namespace sluice::tls {
 
@@ -25,5 +26,22 @@ ssize_t read(SSL* ssl, evbuffer* buf, size_t max, Want& want, bool& pending);
 // SSL_write of `buf`, one record (16 KiB) per call so that small chunks leave together:
 // bytes written, or -1 with errno (EAGAIN when OpenSSL waits, `want` says for what).
 int write(SSL* ssl, evbuffer* buf, Want& want);
+
+// The I/O of a connection on a libevent loop, plain (`ssl` null) or TLS, with the
+// wake-ups TLS needs: a record decrypted in part stays in OpenSSL (the socket's
+// readiness will not show it: read_ev is activated), a read may need the socket
+// writable (write_ev is armed, `writing` set), a write may need a read first
+// (`write_wants_read`, cleared and write_ev activated by the next read).
+struct EventIo {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  event* read_ev = nullptr;
+  event* write_ev = nullptr;
+  bool* writing = nullptr;
+  bool write_wants_read = false;
+
+  ssize_t read(evbuffer* in, size_t max);  // as io::readInto
+  int write(evbuffer* out);                // as evbuffer_write
+};
 
 }  // namespace sluice::tls

@@ -54,6 +54,7 @@ bool UpstreamConnection::connect(const config::SocketAddress& address, config::D
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
   event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
+  io_ = {fd_, nullptr, &read_ev_, &write_ev_, &writing_};
   int r = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address.addr), address.len);
   if (r < 0 && errno != EINPROGRESS) return false;
   timeval tv = toTimeval(timeout);
@@ -84,29 +85,24 @@ void UpstreamConnection::resumeReading() {
 }
 
 ssize_t UpstreamConnection::readSome() {
-  if (ssl_ == nullptr) return io::readInto(in_, fd_, kReadSize);
-  tls::Want want;
-  bool pending;
-  ssize_t n = tls::read(ssl_, in_, kReadSize, want, pending);
-  if (n > 0) {
-    if (pending) event_active(&read_ev_, EV_READ, 0);
-    if (write_wants_read_) {
-      write_wants_read_ = false;
-      event_active(&write_ev_, EV_WRITE, 0);
-    }
-  } else if (want == tls::Want::kWrite && !writing_) {
-    event_add(&write_ev_, nullptr);
-    writing_ = true;
-  }
-  return n;
+  io_.ssl = ssl_;
+  return io_.read(in_, kReadSize);
 }
 
 int UpstreamConnection::writeSome() {
-  if (ssl_ == nullptr) return evbuffer_write(out_, fd_);
-  tls::Want want;
-  int n = tls::write(ssl_, out_, want);
-  write_wants_read_ = want == tls::Want::kRead;
-  return n;
+  io_.ssl = ssl_;
+  return io_.write(out_);
+}
+
+void UpstreamConnection::handshakeEvent(short what) {
+  if (what & EV_TIMEOUT) {
+    handshaking_ = false;
+    event_del(&read_ev_);
+    event_del(&write_ev_);
+    handler_->onConnectFailed(true);
+    return;
+  }
+  handshake();
 }
 
 // The TLS handshake after the TCP connect, within what is left of connect_timeout.
@@ -166,14 +162,7 @@ bool UpstreamConnection::flush() {
 void UpstreamConnection::onWriteEvent(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
   if (self->handshaking_) {
-    if (what & EV_TIMEOUT) {
-      self->handshaking_ = false;
-      event_del(&self->read_ev_);
-      event_del(&self->write_ev_);
-      self->handler_->onConnectFailed(true);
-      return;
-    }
-    self->handshake();
+    self->handshakeEvent(what);
     return;
   }
   if (!self->connected_) {
@@ -224,14 +213,7 @@ void UpstreamConnection::onWriteEvent(evutil_socket_t fd, short what, void* arg)
 void UpstreamConnection::onReadEvent(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
   if (self->handshaking_) {
-    if (what & EV_TIMEOUT) {
-      self->handshaking_ = false;
-      event_del(&self->read_ev_);
-      event_del(&self->write_ev_);
-      self->handler_->onConnectFailed(true);
-      return;
-    }
-    self->handshake();
+    self->handshakeEvent(what);
     return;
   }
   if (what & EV_TIMEOUT) {

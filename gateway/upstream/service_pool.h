@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "gateway/admin/metrics.h"
+#include "gateway/server/tls_io.h"
 
 struct evbuffer;
 
@@ -66,6 +67,7 @@ class UpstreamConnection {
   static void onReadEvent(evutil_socket_t fd, short what, void* arg);
   static void onWriteEvent(evutil_socket_t fd, short what, void* arg);
   void handshake();
+  void handshakeEvent(short what);  // a read or write event (or timeout) mid-handshake
   ssize_t readSome();
   int writeSome();
 
@@ -85,7 +87,7 @@ class UpstreamConnection {
   Tls tls_;
   SSL* ssl_ = nullptr;
   bool handshaking_ = false;
-  bool write_wants_read_ = false;
+  tls::EventIo io_;
   uint64_t deadline_us_ = 0;  // connect and handshake
 };
 
