@@ -36,24 +36,20 @@ int64_t cachedNowMs(event_base* base) {
 }  // namespace
 
 Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer,
-                                 const ListenerInfo& info, void* listener_tag)
+                                 std::shared_ptr<const ListenerInfo> info, void* listener_tag)
     : worker_(worker),
       fd_(fd),
       in_(evbuffer_new()),
       out_(evbuffer_new()),
-      info_(info),
+      info_(std::move(info)),
       listener_tag_(listener_tag) {
   std::string ip = io::ipString(peer);
   std::strncpy(client_ip_, ip.c_str(), sizeof client_ip_ - 1);
   client_ip_[sizeof client_ip_ - 1] = '\0';
   event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
   event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
-  io_.fd = fd_;
-  io_.read_ev = &read_ev_;
-  io_.write_ev = &write_ev_;
-  io_.writing = &writing_;
-  if (info_.tls) {
-    ssl_ = info_.tls->newSession(fd_);
+  if (info_->tls) {
+    ssl_ = info_->tls->newSession(fd_);
     state_ = State::kHandshake;
   }
 }
@@ -67,14 +63,14 @@ Http1Connection::~Http1Connection() {
 void Http1Connection::start() {
   if (state_ == State::kHandshake) {
     if (ssl_ == nullptr) {  // OpenSSL could not make a session (out of memory)
-      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      if (info_->metrics) info_->metrics->tls_handshakes_failed.add();
       close();
       return;
     }
     // The whole handshake must be done within handshake_timeout, however the client
     // spreads its bytes: a deadline, re-armed after each step (see handshake()).
-    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.tls->handshakeTimeout().count();
-    timeval tv = toTimeval(info_.tls->handshakeTimeout());
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_->tls->handshakeTimeout().count();
+    timeval tv = toTimeval(info_->tls->handshakeTimeout());
     event_add(&read_ev_, &tv);
     reading_ = true;
     return;
@@ -100,13 +96,13 @@ void Http1Connection::drain() {
 void Http1Connection::armHeadTimer(bool header) {
   head_timer_is_header_ = header;
   if (header) {
-    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.header_timeout_ms.count();
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_->header_timeout_ms.count();
   } else {
-    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_.idle_timeout_ms.count();
+    head_deadline_ms_ = cachedNowMs(worker_.base()) + info_->idle_timeout_ms.count();
   }
   // Re-adding a pending event only moves its timer; deleting it first would cost an
   // epoll_ctl per request.
-  event_add(&read_ev_, header ? info_.header_timeout : info_.idle_timeout);
+  event_add(&read_ev_, header ? info_->header_timeout : info_->idle_timeout);
   reading_ = true;
 }
 
@@ -138,7 +134,7 @@ void Http1Connection::handleRead(short what) {
   }
   if (state_ == State::kHandshake) {
     if (what & EV_TIMEOUT) {
-      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      if (info_->metrics) info_->metrics->tls_handshakes_failed.add();
       close();
       return;
     }
@@ -221,7 +217,7 @@ void Http1Connection::handleRead(short what) {
 
 void Http1Connection::process() {
   if (in_process_) return;
-  if (fresh_ && info_.h2c && state_ == State::kWaitingHead) {
+  if (fresh_ && info_->h2c && state_ == State::kWaitingHead) {
     // h2c with prior knowledge: the connection starts with HTTP/2's client preface
     // (RFC 9113 §3.3) instead of a request line.
     static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -431,8 +427,9 @@ void Http1Connection::handshake() {
   ERR_clear_error();
   int r = SSL_do_handshake(ssl_);
   if (r == 1) {
-    if (info_.metrics) info_.metrics->tls_handshakes_ok.add();
-    tls_subject_ = tls::ServerContext::clientSubject(ssl_);
+    if (info_->metrics) info_->metrics->tls_handshakes_ok.add();
+    std::string subject = tls::ServerContext::clientSubject(ssl_);
+    if (!subject.empty()) tls_subject_ = std::make_unique<std::string>(std::move(subject));
     if (writing_) {
       event_del(&write_ev_);
       writing_ = false;
@@ -473,7 +470,7 @@ void Http1Connection::handshake() {
     }
     int64_t left = head_deadline_ms_ - cachedNowMs(worker_.base());
     if (left <= 0) {
-      if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+      if (info_->metrics) info_->metrics->tls_handshakes_failed.add();
       close();
       return;
     }
@@ -482,7 +479,7 @@ void Http1Connection::handshake() {
     return;
   }
   // Counted, and logged only at debug level: a client controls how often this happens.
-  if (info_.metrics) info_.metrics->tls_handshakes_failed.add();
+  if (info_->metrics) info_->metrics->tls_handshakes_failed.add();
   if (log::enabled(log::Level::kDebug)) {
     unsigned long e = ERR_peek_error();
     char text[256] = "connection closed";
@@ -494,13 +491,11 @@ void Http1Connection::handshake() {
 }
 
 ssize_t Http1Connection::readSome() {
-  io_.ssl = ssl_;
-  return io_.read(in_, kReadSize);
+  return io_.read(fd_, ssl_, in_, kReadSize, &read_ev_, &write_ev_, writing_);
 }
 
 int Http1Connection::writeSome() {
-  io_.ssl = ssl_;
-  int n = io_.write(out_);
+  int n = io_.write(fd_, ssl_, out_);
   // A read that stopped for want of writability goes on now.
   if (n >= 0 && ssl_ != nullptr &&
       (state_ == State::kWaitingHead || state_ == State::kActive || state_ == State::kHttp2)) {
@@ -559,7 +554,7 @@ void Http1Connection::afterHttp2() {
     return;
   }
   if (h2_->streamCount() == 0) {
-    event_add(&read_ev_, info_.idle_timeout);
+    event_add(&read_ev_, info_->idle_timeout);
   } else {
     event_add(&read_ev_, nullptr);
   }

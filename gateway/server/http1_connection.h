@@ -13,6 +13,7 @@
 
 #include "gateway/http/h1_parser.h"
 #include "gateway/server/http2_session.h"
+#include "gateway/server/listener_info.h"
 #include "gateway/server/stream.h"
 #include "gateway/server/tls_io.h"
 #include "gateway/server/tls_server.h"
@@ -26,21 +27,8 @@ class Http1Stream;
 
 class Http1Connection : public Deferred {
  public:
-  // Copied at accept: a reload may retire the listener's config while the connection lives.
-  struct ListenerInfo {
-    config::Duration header_timeout_ms;
-    const timeval* header_timeout;  // common timeouts of the worker's event_base
-    const timeval* idle_timeout;
-    config::Duration idle_timeout_ms;
-    std::string listener;  // its name (function events carry the listener's stage)
-    std::shared_ptr<const tls::ServerContext> tls;  // null: plain HTTP
-    ListenerMetrics* metrics = nullptr;
-    bool h2c = false;  // cleartext HTTP/2 with prior knowledge is accepted
-    config::Http2Settings http2;
-  };
-
-  Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenerInfo& info,
-                  void* listener_tag);
+  Http1Connection(Worker& worker, int fd, const sockaddr_storage& peer,
+                  std::shared_ptr<const ListenerInfo> info, void* listener_tag);
   ~Http1Connection() override;
 
   void start();
@@ -53,7 +41,9 @@ class Http1Connection : public Deferred {
 
   void* listenerTag() const { return listener_tag_; }
   bool secure() const { return ssl_ != nullptr; }
-  const std::string& tlsSubject() const { return tls_subject_; }
+  std::string_view tlsSubject() const {
+    return tls_subject_ ? std::string_view(*tls_subject_) : std::string_view();
+  }
   Http1Connection* prev = nullptr;  // worker's connection list
   Http1Connection* next = nullptr;
 
@@ -107,7 +97,7 @@ class Http1Connection : public Deferred {
   event write_ev_;
   evbuffer* in_;
   evbuffer* out_;
-  const ListenerInfo info_;
+  const std::shared_ptr<const ListenerInfo> info_;
   void* listener_tag_;
   State state_ = State::kWaitingHead;
   bool reading_ = false;
@@ -121,10 +111,10 @@ class Http1Connection : public Deferred {
   bool flush_scheduled_ = false;  // TLS: a write is queued for this loop pass
   http::HeadScanner scanner_{true};
   std::unique_ptr<Http1Stream> stream_;
-  std::unique_ptr<Http2Session> h2_;  // once HTTP/2 is spoken
-  SSL* ssl_ = nullptr;                // TLS session; null for plain HTTP
-  tls::EventIo io_;                   // reads and writes, plain or through ssl_
-  std::string tls_subject_;           // the verified client certificate's subject
+  std::unique_ptr<Http2Session> h2_;          // once HTTP/2 is spoken
+  SSL* ssl_ = nullptr;                        // TLS session; null for plain HTTP
+  tls::EventIo io_;                           // reads and writes, plain or through ssl_
+  std::unique_ptr<std::string> tls_subject_;  // the verified client certificate's subject (mTLS)
   char client_ip_[46];
 };
 

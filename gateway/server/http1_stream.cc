@@ -96,7 +96,7 @@ Worker& Http1Stream::worker() { return conn_->worker_; }
 
 std::string_view Http1Stream::clientIp() const { return conn_->client_ip_; }
 
-std::string_view Http1Stream::listenerName() const { return conn_->info_.listener; }
+std::string_view Http1Stream::listenerName() const { return conn_->info_->name; }
 
 std::string_view Http1Stream::scheme() const { return conn_->secure() ? "https" : "http"; }
 

@@ -50,7 +50,7 @@ class Http2Stream final : public Downstream, public Deferred {
   bool addHeader(std::string_view name, std::string_view value) {
     // RFC 9113 §6.5.2's measure: name, value and 32 bytes per field.
     header_bytes_ += name.size() + value.size() + 32;
-    if (header_bytes_ > session_.conn_.info_.http2.max_header_list_size) return false;
+    if (header_bytes_ > session_.conn_.info_->http2.max_header_list_size) return false;
     if (!name.empty() && name[0] == ':') {
       if (name == ":method") method_.assign(value);
       if (name == ":path") target_.assign(value);
@@ -180,7 +180,7 @@ class Http2Stream final : public Downstream, public Deferred {
   std::string_view path() const override { return head_.path; }
   std::string_view clientIp() const override { return session_.conn_.client_ip_; }
   std::string_view scheme() const override { return session_.conn_.secure() ? "https" : "http"; }
-  std::string_view listenerName() const override { return session_.conn_.info_.listener; }
+  std::string_view listenerName() const override { return session_.conn_.info_->name; }
   std::string_view tlsClientSubject() const override { return session_.conn_.tlsSubject(); }
   Worker& worker() override { return session_.conn_.worker_; }
   bool hasBody() const override { return has_body_; }
@@ -441,7 +441,7 @@ void Http2Session::shutdown() {
 }
 
 bool Http2Session::start() {
-  const config::Http2Settings& limits = conn_.info_.http2;
+  const config::Http2Settings& limits = conn_.info_->http2;
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window},

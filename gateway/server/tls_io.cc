@@ -82,7 +82,8 @@ int write(SSL* ssl, evbuffer* buf, Want& want) {
   return total;
 }
 
-ssize_t EventIo::read(evbuffer* in, size_t max) {
+ssize_t EventIo::read(int fd, SSL* ssl, evbuffer* in, size_t max, event* read_ev, event* write_ev,
+                      bool& writing) {
   if (ssl == nullptr) return io::readInto(in, fd, max);
   Want want;
   bool pending;
@@ -93,15 +94,15 @@ ssize_t EventIo::read(evbuffer* in, size_t max) {
       write_wants_read = false;
       event_active(write_ev, EV_WRITE, 0);
     }
-  } else if (want == Want::kWrite && !*writing) {
+  } else if (want == Want::kWrite && !writing) {
     // Rare (a TLS 1.3 key update): retried once the socket is writable.
     event_add(write_ev, nullptr);
-    *writing = true;
+    writing = true;
   }
   return n;
 }
 
-int EventIo::write(evbuffer* out) {
+int EventIo::write(int fd, SSL* ssl, evbuffer* out) {
   if (ssl == nullptr) return evbuffer_write(out, fd);
   Want want;
   int n = tls::write(ssl, out, want);

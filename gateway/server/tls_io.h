@@ -32,16 +32,15 @@ int write(SSL* ssl, evbuffer* buf, Want& want);
 // readiness will not show it: read_ev is activated), a read may need the socket
 // writable (write_ev is armed, `writing` set), a write may need a read first
 // (`write_wants_read`, cleared and write_ev activated by the next read).
+// Only the flag is state: the rest is the connection's own, passed in (connections are
+// many; they stay small).
 struct EventIo {
-  int fd = -1;
-  SSL* ssl = nullptr;
-  event* read_ev = nullptr;
-  event* write_ev = nullptr;
-  bool* writing = nullptr;
   bool write_wants_read = false;
 
-  ssize_t read(evbuffer* in, size_t max);  // as io::readInto
-  int write(evbuffer* out);                // as evbuffer_write
+  // As io::readInto; `writing` tells (and is set when arming) whether write_ev is armed.
+  ssize_t read(int fd, SSL* ssl, evbuffer* in, size_t max, event* read_ev, event* write_ev,
+               bool& writing);
+  int write(int fd, SSL* ssl, evbuffer* out);  // as evbuffer_write
 };
 
 }  // namespace sluice::tls

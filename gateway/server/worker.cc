@@ -193,9 +193,9 @@ void Worker::install(Plan& plan) {
         ls->active = true;
       }
     }
-    configureListener(*ls, cfg.listeners[i], next->metrics.listeners[i]);
-    // New connections take the new certificates; open ones keep theirs.
+    // New connections take the new settings and certificates; open ones keep theirs.
     ls->tls = lp.tls;
+    configureListener(*ls, cfg.listeners[i], next->metrics.listeners[i]);
     sockets.push_back(std::move(ls));
   }
   // Retired while the old config (which their settings point into) is still alive.
@@ -216,6 +216,17 @@ void Worker::configureListener(ListenSocket& ls, const config::Listener& config,
   timeval idle_tv = toTimeval(config.idle_timeout);
   ls.header_timeout = event_base_init_common_timeout(base_, &header_tv);
   ls.idle_timeout = event_base_init_common_timeout(base_, &idle_tv);
+  auto info = std::make_shared<ListenerInfo>();
+  info->header_timeout_ms = config.header_timeout;
+  info->idle_timeout_ms = config.idle_timeout;
+  info->header_timeout = ls.header_timeout;
+  info->idle_timeout = ls.idle_timeout;
+  info->name = config.name;
+  info->tls = ls.tls;
+  info->metrics = metrics;
+  info->h2c = config.h2c;
+  info->http2 = config.http2;
+  ls.info = std::move(info);
   if (ls.metrics != metrics) {
     // A renamed listener: its open connections now count under the new name.
     if (ls.metrics) ls.metrics->active.add(-static_cast<int64_t>(ls.connections));
@@ -361,16 +372,7 @@ bool Worker::acceptFrom(ListenSocket& ls, bool ignore_limit) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    Http1Connection::ListenerInfo info{ls.config->header_timeout,
-                                       ls.header_timeout,
-                                       ls.idle_timeout,
-                                       ls.config->idle_timeout,
-                                       ls.config->name,
-                                       ls.tls,
-                                       ls.metrics,
-                                       ls.config->h2c,
-                                       ls.config->http2};
-    auto conn = std::make_unique<Http1Connection>(*this, fd, peer, info, &ls);
+    auto conn = std::make_unique<Http1Connection>(*this, fd, peer, ls.info, &ls);
     Http1Connection* c = conn.release();  // owned by the intrusive list until closed
     c->next = connections_;
     if (connections_) connections_->prev = c;

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "gateway/admin/metrics.h"
 #include "gateway/server/deferred.h"
+#include "gateway/server/listener_info.h"
 
 struct event_base;
 
@@ -133,6 +134,7 @@ class Worker {
     const timeval* idle_timeout = nullptr;
     ListenerMetrics* metrics = nullptr;
     std::shared_ptr<const tls::ServerContext> tls;  // this config's; null: plain HTTP
+    std::shared_ptr<const ListenerInfo> info;       // what its connections share
   };
   // What one config snapshot needs on this worker. Alive while the worker serves it
   // or any stream started on it is in flight.

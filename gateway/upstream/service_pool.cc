@@ -54,7 +54,6 @@ bool UpstreamConnection::connect(const config::SocketAddress& address, config::D
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   event_assign(&read_ev_, worker_.base(), fd_, EV_READ | EV_PERSIST, &onReadEvent, this);
   event_assign(&write_ev_, worker_.base(), fd_, EV_WRITE | EV_PERSIST, &onWriteEvent, this);
-  io_ = {fd_, nullptr, &read_ev_, &write_ev_, &writing_};
   int r = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address.addr), address.len);
   if (r < 0 && errno != EINPROGRESS) return false;
   timeval tv = toTimeval(timeout);
@@ -85,14 +84,10 @@ void UpstreamConnection::resumeReading() {
 }
 
 ssize_t UpstreamConnection::readSome() {
-  io_.ssl = ssl_;
-  return io_.read(in_, kReadSize);
+  return io_.read(fd_, ssl_, in_, kReadSize, &read_ev_, &write_ev_, writing_);
 }
 
-int UpstreamConnection::writeSome() {
-  io_.ssl = ssl_;
-  return io_.write(out_);
-}
+int UpstreamConnection::writeSome() { return io_.write(fd_, ssl_, out_); }
 
 void UpstreamConnection::handshakeEvent(short what) {
   if (what & EV_TIMEOUT) {
