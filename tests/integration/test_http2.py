@@ -34,7 +34,7 @@ import threading
 import time
 import unittest
 
-from admin_helpers import admin_request, fetch_metrics, metric
+from admin_helpers import admin_request, fetch_metrics, metric, wait_reloads
 from harness import (DEFAULT_TIMEOUT, SluiceTestCase, free_port, header_values, run_sluice,
                      pattern_pieces, pattern_sha256, wait_for_port)
 import h2_client as h2   # tests/support, on sys.path via harness
@@ -807,6 +807,39 @@ class Drain(H2TestCase):
                                          "(exit code %s after %.1fs)"
                                          % (rc, time.monotonic() - done_at)))
         self.stop_sluice(s)
+
+
+class ListenerRemoved(H2TestCase):
+    def test_reload_that_removes_the_listener_sends_goaway(self):
+        s = self.start()
+        c = self.raw(tls=True)
+        self.assertTrue(c.handshake(), self.why(c.describe()))
+        delay_ms = 1500 * SLOW
+        path = "/api/delay/%d" % delay_ms
+        sid = c.send_request("GET", path)
+        self.up.wait_records(1, timeout=10 * SLOW)
+        # The same config without the TLS listener.
+        with open(s.config_path) as f:
+            text = f.read()
+        start = text.index("  - name: h2tls")
+        end = text.index("admin:")
+        with open(s.config_path, "w") as f:
+            f.write(text[:start] + text[end:])
+        s.send_signal(signal.SIGHUP)
+        s.signalled = False
+        self.assertEqual(wait_reloads(self.admin, 1, timeout=DEFAULT_TIMEOUT * SLOW), (1, 0),
+                         self.why("reload"))
+        c.run_until(lambda: c.goaways or c.streams[sid].done, 10 * SLOW)
+        self.assertTrue(c.goaways, self.why("no GOAWAY when the listener went away",
+                                            c.describe()))
+        st = c.wait_stream(sid, delay_ms / 1000 + 10 * SLOW)
+        self.assertTrue(st.ended and st.reset is None and st.status == 200,
+                        self.why("the in-flight stream must complete", st, c.describe()))
+        self.assertTrue(c.wait_closed(10 * SLOW),
+                        self.why("sluice must close the connection of the removed listener",
+                                 c.describe()))
+        # The h2c listener still serves.
+        self.assertEqual(self.curl_ok("--http2-prior-knowledge", self.h2c_url("/ping")), b"pong")
 
 
 class RawClientSelfCheck(unittest.TestCase):
