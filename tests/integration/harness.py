@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -164,6 +165,33 @@ def run_sluice(*args, timeout=30, env=None):
     p = subprocess.run([SLUICE_BIN, *args], capture_output=True, text=True, timeout=timeout,
                        env=env, preexec_fn=_die_with_parent)
     return p.returncode, p.stdout, p.stderr
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 10 ms in a thread; .peak in KiB."""
+
+    def __init__(self, sluice):
+        self.sluice = sluice
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            rss = self.sluice.rss_kib()
+            if rss is not None:
+                self.peak = max(self.peak, rss)
+                self.samples += 1
+            time.sleep(0.01)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 class Upstream:

@@ -35,8 +35,8 @@ import time
 import unittest
 
 from admin_helpers import admin_request, fetch_metrics, metric, wait_reloads
-from harness import (DEFAULT_TIMEOUT, SluiceTestCase, free_port, header_values, run_sluice,
-                     pattern_pieces, pattern_sha256, wait_for_port)
+from harness import (DEFAULT_TIMEOUT, RssSampler, SluiceTestCase, free_port, header_values,
+                     pattern_pieces, pattern_sha256, run_sluice, wait_for_port)
 import h2_client as h2   # tests/support, on sys.path via harness
 import tls_certs
 
@@ -96,33 +96,6 @@ CONFIG = """
         service: backend
         max_body: 1GiB
 """
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 10 ms in a thread; .peak in KiB."""
-
-    def __init__(self, sluice):
-        self.sluice = sluice
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            rss = self.sluice.rss_kib()
-            if rss is not None:
-                self.peak = max(self.peak, rss)
-                self.samples += 1
-            time.sleep(0.01)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 class H2TestCase(SluiceTestCase):

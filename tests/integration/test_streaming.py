@@ -3,11 +3,10 @@ side for a second in the middle: a proxy that buffers instead of applying back-p
 would then hold most of the body, and its RSS shows it."""
 
 import os
-import threading
 import time
 import unittest
 
-from harness import SluiceTestCase, build_request, pattern_pieces, pattern_sha256
+from harness import RssSampler, SluiceTestCase, build_request, pattern_pieces, pattern_sha256
 
 # Under ASan (make test's second pass sets SLUICE_SANITIZED=1) the allocator keeps a
 # quarantine of freed memory and RSS says nothing about the proxy's buffering: there the
@@ -32,33 +31,6 @@ CONFIG = """
         service: backend
         max_body: 1GiB
 """
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 10 ms in a thread; .peak in KiB."""
-
-    def __init__(self, sluice):
-        self.sluice = sluice
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            rss = self.sluice.rss_kib()
-            if rss is not None:
-                self.peak = max(self.peak, rss)
-                self.samples += 1
-            time.sleep(0.01)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 class Streaming(SluiceTestCase):
