@@ -183,10 +183,10 @@ void Http1Connection::handleRead(short what) {
     }
     // Woken by finishStream for a pipelined request already buffered.
     if (evbuffer_get_length(in_) == 0) {
-      if (ssl_ && state_ == State::kWaitingHead) {
-        // A TLS record without application data (a key update, an empty record) woke
-        // us, and a persistent event restarts its timer whenever it fires: without
-        // this, such records would keep a connection alive past its timeouts.
+      if (state_ == State::kWaitingHead) {
+        // A wake-up that brought no bytes (over TLS: a key update, an empty record)
+        // restarted the persistent event's timer: put the header or idle deadline
+        // back, or such wake-ups would keep a connection alive past its timeouts.
         int64_t left = head_deadline_ms_ - cachedNowMs(worker_.base());
         if (left <= 0) {
           close();
@@ -282,7 +282,14 @@ void Http1Connection::finishStream() {
   armHeadTimer(evbuffer_get_length(in_) > 0);
   // A pipelined request waits for the next loop iteration: starting it here would run
   // it inside the callbacks of the request that just ended.
-  if (evbuffer_get_length(in_) > 0) event_active(&read_ev_, EV_READ, 0);
+  if (evbuffer_get_length(in_) > 0) wake(&read_ev_, EV_READ);
+}
+
+// Every deferred wake-up goes through here: a connection closed in the meantime (a
+// write error deep in a send, a failed start) must not be woken, since the worker
+// deletes it on the next loop iteration.
+void Http1Connection::wake(event* ev, short what) {
+  if (state_ != State::kClosed) event_active(ev, what, 0);
 }
 
 void Http1Connection::replyAndClose(uint16_t status, std::string_view message) {
@@ -303,7 +310,7 @@ bool Http1Connection::flush() {
     // which costs both ends a record each.
     if (!flush_scheduled_) {
       flush_scheduled_ = true;
-      event_active(&write_ev_, EV_WRITE, 0);
+      wake(&write_ev_, EV_WRITE);
     }
     return true;
   }
@@ -439,9 +446,7 @@ void Http1Connection::handshake() {
     SSL_get0_alpn_selected(ssl_, &proto, &proto_len);
     if (proto_len == 2 && std::memcmp(proto, "h2", 2) == 0) {
       startHttp2();
-      // Not if starting failed and closed the connection (its events must stay off:
-      // the worker deletes it).
-      if (state_ == State::kHttp2) event_active(&read_ev_, EV_READ, 0);
+      wake(&read_ev_, EV_READ);
       return;
     }
     state_ = State::kWaitingHead;
@@ -456,7 +461,7 @@ void Http1Connection::handshake() {
         return;
       }
     }
-    event_active(&read_ev_, EV_READ, 0);
+    wake(&read_ev_, EV_READ);
     return;
   }
   int err = SSL_get_error(ssl_, r);
@@ -499,7 +504,7 @@ int Http1Connection::writeSome() {
   // A read that stopped for want of writability goes on now.
   if (n >= 0 && ssl_ != nullptr &&
       (state_ == State::kWaitingHead || state_ == State::kActive || state_ == State::kHttp2)) {
-    if (SSL_pending(ssl_) > 0) event_active(&read_ev_, EV_READ, 0);
+    if (SSL_pending(ssl_) > 0) wake(&read_ev_, EV_READ);
   }
   return n;
 }

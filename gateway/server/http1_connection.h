@@ -84,6 +84,7 @@ class Http1Connection : public Deferred {
   void handshake();
   // Hands the connection to an HTTP/2 session (ALPN h2, or the h2c preface).
   void startHttp2();
+  void wake(event* ev, short what);  // event_active, unless the connection closed
   void readHttp2(short what);
   void afterHttp2();
   // The transport: plain socket or TLS. Same contract as io::readInto (bytes, 0 on EOF,

@@ -521,10 +521,7 @@ void Http2Session::sendPending() {
   if (!shut_ && (!writable_.empty() || !body_ready_.empty())) runNotifications();
   // The last stream of a draining connection ended: let the connection close (from
   // the loop, not from inside this call).
-  if (!shut_ && streams_.empty() && conn_.draining() &&
-      conn_.state_ == Http1Connection::State::kHttp2) {
-    event_active(&conn_.write_ev_, EV_WRITE, 0);
-  }
+  if (!shut_ && streams_.empty() && conn_.draining()) conn_.wake(&conn_.write_ev_, EV_WRITE);
 }
 
 void Http2Session::onWritable() { sendPending(); }
