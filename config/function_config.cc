@@ -15,6 +15,7 @@
 #include <set>
 
 #include "config/admin_config.h"
+#include "gateway/http/message.h"
 
 namespace sluice::config::detail {
 namespace {
@@ -67,8 +68,7 @@ const char* envOr(const char* name) {
 bool parseEndpoint(std::string_view url, Function& out, std::string& error) {
   static const std::string kHint =
       "expected a URL like https://lambda.us-east-1.amazonaws.com or http://127.0.0.1:9001";
-  std::string lower;
-  for (char c : url.substr(0, 8)) lower.push_back(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = http::asciiLower(url.substr(0, 8));
   std::string_view rest;
   if (lower.starts_with("https://")) {
     out.tls = true;

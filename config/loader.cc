@@ -22,6 +22,7 @@
 #include "config/redis_config.h"
 #include "config/tls_config.h"
 #include "config/yaml_reader.h"
+#include "gateway/http/message.h"
 
 namespace sluice::config {
 
@@ -54,11 +55,6 @@ const Schema kResponse{{"status", "headers", "body"}};
 const Schema kFreeForm{{}, {}, true};
 
 constexpr int kMaxWorkers = 256;
-
-std::string lowerCase(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
 
 bool sameAddress(const SocketAddress& a, const SocketAddress& b) {
   return a.len == b.len && std::memcmp(&a.addr, &b.addr, a.len) == 0;
@@ -381,7 +377,7 @@ void Loader::readService(const Field& item, Service& out) {
           if (!isValidHost(*name) || name->find('*') != std::string::npos) {
             reader_.error(*sni, "invalid server name '" + *name + "'");
           } else {
-            out.tls_sni = lowerCase(*name);
+            out.tls_sni = http::asciiLower(*name);
           }
         }
       }
@@ -468,7 +464,7 @@ bool Loader::readMatch(const Field& field, Route& out) {
                             "without port)");
       host.reset();
     }
-    if (host && *host != "*") out.host = lowerCase(*host);
+    if (host && *host != "*") out.host = http::asciiLower(*host);
     ok = ok && host.has_value();
   }
   if (const Field* f = fields.get("methods")) ok = readMethods(*f, out) && ok;
@@ -566,7 +562,7 @@ void Loader::readResponse(const Field& field, StaticResponse& out) {
     if (reader_.map(*f, kFreeForm, headers)) {
       std::set<std::string> seen;
       for (const Field& header : headers.all()) {
-        std::string lower = lowerCase(header.name);
+        std::string lower = http::asciiLower(header.name);
         if (!detail::isToken(header.name)) {
           reader_.error(header.key, "invalid header name '" + header.name + "'");
         } else if (lower == "content-length" || lower == "transfer-encoding") {

@@ -49,11 +49,7 @@ bool parseRedisUrl(std::string_view url, RedisUrl& out, std::string& error) {
   std::string_view rest = url;
   std::string scheme;
   size_t sep = rest.find("://");
-  if (sep != std::string_view::npos) {
-    for (char c : rest.substr(0, sep)) {
-      scheme.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    }
-  }
+  if (sep != std::string_view::npos) scheme = http::asciiLower(rest.substr(0, sep));
   if (scheme == "redis") {
     out.tls = false;
   } else if (scheme == "rediss") {

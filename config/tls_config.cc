@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "config/admin_config.h"
+#include "gateway/http/message.h"
 
 namespace sluice::config::detail {
 namespace {
@@ -184,12 +185,6 @@ KeyPtr loadKey(Reader& reader, const Path& path) {
   return key;
 }
 
-std::string lowerCase(std::string_view text) {
-  std::string out;
-  for (char c : text) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  return out;
-}
-
 // The names a certificate serves: its subjectAltName DNS entries, else its subject CN.
 std::vector<std::string> certificateNames(X509* x) {
   std::vector<std::string> names;
@@ -197,7 +192,7 @@ std::vector<std::string> certificateNames(X509* x) {
     if (data == nullptr || length <= 0) return;
     std::string_view name(reinterpret_cast<const char*>(data), static_cast<size_t>(length));
     if (name.find('\0') != std::string_view::npos) return;
-    std::string lower = lowerCase(name);
+    std::string lower = http::asciiLower(name);
     if (std::find(names.begin(), names.end(), lower) == names.end()) names.push_back(lower);
   };
   auto* sans =

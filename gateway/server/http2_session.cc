@@ -217,8 +217,7 @@ class Http2Stream final : public Downstream, public Deferred {
       const http::Header& h = start.headers[i];
       if (isConnectionSpecific(h.name)) continue;
       if (http::iequals(h.name, "content-length") && !keep_length) continue;
-      std::string& lower = names.emplace_back(h.name);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string& lower = names.emplace_back(http::asciiLower(h.name));
       add(lower, h.value);
     }
     bool has_body = start.has_body && !is_head;

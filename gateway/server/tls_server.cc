@@ -16,6 +16,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "gateway/http/message.h"
+
 namespace sluice::tls {
 namespace {
 
@@ -104,11 +106,6 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char iv[16], EVP_CIPH
     return age == 0 ? 1 : 2;  // 2: valid, but issue a ticket under the current key
   }
   return 0;  // unknown or expired key: a full handshake
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 void hashFile(EVP_MD_CTX* md, const std::string& path) {
@@ -216,7 +213,7 @@ std::shared_ptr<const ServerContext> ServerContext::make(const config::ListenerT
       SSL_CTX_set_tlsext_status_arg(ctx, out.get());
     }
     for (const std::string& name : cert.names) {
-      std::string n = lower(name);
+      std::string n = http::asciiLower(name);
       if (n.starts_with("*.")) {
         out->wildcard_.emplace_back(n.substr(2), i);
       } else {
@@ -265,7 +262,7 @@ int ServerContext::onServerName(SSL* ssl, int*, void* arg) {
   const auto* self = static_cast<const ServerContext*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;  // no SNI: the default certificate
-  SSL_CTX* ctx = self->forName(lower(name));
+  SSL_CTX* ctx = self->forName(http::asciiLower(name));
   if (ctx != nullptr && ctx != SSL_get_SSL_CTX(ssl)) {
     SSL_set_SSL_CTX(ssl, ctx);
     // SSL_set_SSL_CTX takes the certificate; the verification settings are the same in
