@@ -321,6 +321,19 @@ class TestRuntimeApi(ProcessRuntimeCase):
         self.assertNotEqual(r1.body.split()[1], r2.body.split()[1], "a new instance served")
         self.assertIn("never asked for the next invocation", self.log())
 
+    def test_instance_that_never_asks_for_work_is_killed_after_init_timeout(self):
+        self.start(self.misbehave("silent", "silent", init_timeout="%dms" % (500 * SLOW),
+                                  timeout="20s"),
+                   '  - name: silent\n    match: {path: /silent}\n    function: silent\n')
+        r = self.get("/silent")
+        self.assertJsonError(r, 502, "Internal server error")
+        self.assertTrue(wait_until(lambda: "did not ask for work within init_timeout"
+                                   in self.log()), self.log())
+        self.assertTrue(wait_until(
+            lambda: self.fmetric("sluice_function_instances_killed_total", "silent") == 1))
+        self.assertTrue(wait_until(lambda: self.fmetric("sluice_function_instances", "silent")
+                                   == 0))
+
     def test_runtime_that_reconnects_its_long_poll_is_served(self):
         for mode in ("reconnect", "drop"):
             with self.subTest(mode=mode):

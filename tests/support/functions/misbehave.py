@@ -6,6 +6,7 @@ Standard library only. MODE (environment variable) chooses how:
   reconnect  gives up on its first long poll after 0.3 s without closing that
              connection, then polls (and serves) on a new connection
   drop       like reconnect, but closes the abandoned connection first
+  silent     never asks for an invocation (init_timeout must end it)
 
 Every invocation is answered {"statusCode": 200, "body": "<mode> <pid>"}.
 """
@@ -34,6 +35,9 @@ def serve_one(conn):
 
 def main():
     host, port = API.rsplit(":", 1)
+    if MODE == "silent":
+        while True:
+            time.sleep(3600)
     if MODE == "stall":
         serve_one(http.client.HTTPConnection(host, int(port)))
         while True:
